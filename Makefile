@@ -1,0 +1,11 @@
+.PHONY: test lint format bench proofs
+test:
+	python -m pytest -q
+lint:
+	ruff check . && ruff format --check erftheory
+format:
+	ruff format erftheory tests
+bench:
+	python benchmarks/issue2_overhead.py
+proofs:
+	python -m proofs

@@ -1,0 +1,1 @@
+"""Runnable proofs of the paper's equations and claims (installed as ``erftheory.proofs``)."""
