@@ -8,14 +8,15 @@ result changes (expected squared gradient instead of gradient).
 Weights keep their exact type. The *domain* of a kernel is the narrowest of
 
 - ``"integer"``: Python or numpy ints;
-- ``"rational"``: `fractions.Fraction`, or strings such as ``"1/4"`` or ``"0.25"``
-  (parsed exactly, never evaluated);
+- ``"rational"``: `fractions.Fraction`, `decimal.Decimal`, or strings such as ``"1/4"``
+  or ``"0.25"`` (parsed exactly, never evaluated);
 - ``"float"``: Python or numpy floats (finite);
 - ``"symbolic"``: sympy expressions.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 import re
@@ -106,6 +107,10 @@ def _convert(x: Any) -> tuple[Any, str]:
     if isinstance(x, numbers.Rational):
         f = Fraction(int(x.numerator), int(x.denominator))
         return (int(f), "integer") if f.denominator == 1 else (f, "rational")
+    if isinstance(x, decimal.Decimal):
+        if not x.is_finite():
+            raise ERFValueError(f"weight {x!r} is not finite; weights must be finite numbers")
+        return parse_weight(str(x)), "rational"
     if isinstance(x, float) or (isinstance(x, numbers.Real) and type(x).__module__ == "numpy"):
         return _float_weight(float(x)), "float"
     if type(x).__module__.startswith("sympy"):
@@ -221,6 +226,8 @@ class Kernel:
             assert r is not None
             for x in r:
                 v, d = _convert(x)
+                if isinstance(v, int) and d == "rational":
+                    d = "integer"
                 flat.append(v)
                 if _DOMAIN_ORDER[d] > _DOMAIN_ORDER[domain]:
                     domain = d

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -57,6 +58,8 @@ def test_domains():
     assert Kernel(["1/4", "1/2", "1/4"]).weights == (Fraction(1, 4), Fraction(1, 2), Fraction(1, 4))
     assert Kernel([Fraction(4, 2), 1]).weights == (2, 1)
     assert Kernel([0.5, 1]).domain == "float"
+    assert Kernel([Decimal("0.25"), Decimal("2")]).weights == (Fraction(1, 4), 2)
+    assert Kernel([Decimal("2"), 3]).domain == "integer"
     assert Kernel(np.array([1, 2, 3])).weights == (1, 2, 3)
     assert Kernel(np.array([0.5, 0.25])).domain == "float"
     a = sympy.Symbol("a")
