@@ -38,6 +38,12 @@ _EPILOG_PROFILE = """examples:
 """
 
 
+_EPILOG_VERIFY = """examples:
+  erftheory verify            # one line per proof: verdict, time, name, statement
+  erftheory verify --json     # a JSON list of {name, statement, passed, seconds}
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage and a one-line error, exit status 2."""
 
@@ -95,11 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="erftheory",
         description="Exact effective receptive fields of deep CNNs (Luo et al., NIPS 2016).",
-        usage="erftheory [-h] [--version] {coefficients,profile} ...",
+        usage="erftheory [-h] [--version] {coefficients,profile,verify} ...",
     )
     parser.add_argument("--version", action="version", version=f"erftheory {__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="{coefficients,profile}", parser_class=_Parser
+        dest="command", metavar="{coefficients,profile,verify}", parser_class=_Parser
     )
     c = sub.add_parser(
         "coefficients",
@@ -126,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--plot", metavar="FILE", help="save a figure (.png, .pdf or .svg)")
     p.add_argument("--log", action="store_true", help="logarithmic scale in the plot")
+    v = sub.add_parser(
+        "verify",
+        prog="erftheory verify",
+        help="run the proof of every equation and claim of the paper",
+        description="Run every proof in erftheory.proofs (symbolic derivation, then exact "
+        "spot checks) and print one line each; exit 1 if any fails.",
+        epilog=_EPILOG_VERIFY,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="erftheory verify [--json]",
+    )
+    v.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {name, statement, passed, seconds}",
+    )
     return parser
 
 
@@ -237,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "verify":
+        from .verify import run_all
+
+        return run_all(json=args.json)
     try:
         if args.memory_limit is not None:
             set_memory_limit(args.memory_limit)
