@@ -151,10 +151,18 @@ def test_python_m_proofs_from_the_repository_root() -> None:
 
 
 def test_docs_render_every_statement() -> None:
-    proofs_md = (ROOT / "docs" / "proofs.md").read_text(encoding="utf-8")
+    from erftheory.verify import render_proof_pages
+
+    pages = render_proof_pages()
+    committed = {
+        p.name: p.read_text(encoding="utf-8") for p in (ROOT / "docs" / "proofs").glob("*.md")
+    }
+    assert committed == pages, "docs/proofs is stale: run python -m proofs --docs docs/proofs"
+    text = "\n".join(pages.values())
     errata_md = (ROOT / "docs" / "errata.md").read_text(encoding="utf-8")
     for name in PROOFS:
         mod = _module(name)
-        assert f"$$\n{mod.LATEX}\n$$" in proofs_md, f"docs/proofs.md lacks the statement of {name}"
+        assert f"$$\n{mod.LATEX}\n$$" in text, f"docs/proofs lacks the statement of {name}"
+        assert f"## `{name}`" in pages[f"section-{mod.SECTION.replace('.', '-')}.md"]
         if getattr(mod, "ERRATUM", None):
             assert f"`{name}`" in errata_md, f"docs/errata.md lacks {name}"
