@@ -18,13 +18,18 @@ import flint
 import numpy as np
 
 __all__ = [
+    "UniformPower",
     "integer_form",
+    "is_uniform",
+    "log_abs",
     "poly_bytes_1d",
     "power_1d",
     "power_2d",
+    "power_2d_mpoly",
     "python_bytes",
     "ratio_to_float",
     "stream_power_1d",
+    "uniform_coefficient",
 ]
 
 # Bytes per fmpz coefficient on top of its limbs: the fmpz slot (8), the mpz
@@ -212,3 +217,135 @@ def power_2d(rows: Sequence[Sequence[int]], n: int) -> list[list[Any]]:
             if idx <= deg:
                 grid[i][j] = result_1d[idx]
     return grid
+
+
+# ---------------------------------------------------------------- uniform kernels
+UNIFORM_MIN_TAPS = 4
+"""Uniform kernels with at least this many taps use the three-term recurrence.
+
+Measured on 2 cores: at ``k = 3`` flint's power is as fast as the recurrence, from
+``k = 4`` on the recurrence wins, by more as ``k`` grows (its cost does not depend on ``k``).
+"""
+
+
+UNIFORM_MIN_LAYERS = 2000
+"""Below this many layers flint's power is at least as fast (measured): the recurrence's
+per-coefficient Python overhead only pays off once the coefficients are long."""
+
+
+def is_uniform(ints: Sequence[int]) -> bool:
+    """True when every tap has the same non-zero integer weight."""
+    return len(ints) > 1 and ints[0] != 0 and all(w == ints[0] for w in ints)
+
+
+class UniformPower:
+    r"""The coefficients of $(1 + z + \dots + z^{k-1})^n$, the extended binomials.
+
+    They satisfy the three-term recurrence (with $a(t) = 0$ for $t < 0$)
+    $(t+1)\,a(t+1) = (t+n)\,a(t) + (t-k+1-nk)\,a(t-k+1) + (n(k-1)-t+k)\,a(t-k)$,
+    which follows from $(1-z)\,V' \cdot n\,(1-z^k) \dots$: differentiate
+    $P = ((1-z^k)/(1-z))^n$ to get $(1-z)(1-z^k)P' = n\,(1 - k z^{k-1} + (k-1) z^k)\,P$
+    and compare coefficients. Each step costs three big-by-small multiplications and
+    one exact division by a small integer, whatever $k$ is. Only the first half is
+    computed; the rest is its mirror image $a(t) = a(n(k-1) - t)$.
+
+    Behaves like the slice of ``flint.fmpz_poly`` the engine needs: ``degree()`` and
+    ``p[t]`` (an ``fmpz``; 0 outside the support), for the kernel with every tap equal
+    to ``weight`` (the values are multiplied by ``weight**n`` when read). The values are
+    ``fmpz``; Python
+    ints are built by the caller only when asked for.
+    """
+
+    __slots__ = ("_half", "_last", "_scale", "k", "n")
+
+    def __init__(self, k: int, n: int, weight: int = 1) -> None:
+        self.k, self.n = k, n
+        self._scale = flint.fmpz(weight) ** n if weight != 1 else None
+        last = n * (k - 1)
+        self._last = last
+        half = last // 2
+        a: list[Any] = [flint.fmpz(0)] * (half + 1)
+        a[0] = flint.fmpz(1)
+        nk = n * k
+        for t in range(half):
+            acc = (t + n) * a[t]
+            j = t - k + 1
+            if j >= 0:
+                acc += (j - nk) * a[j]
+                if j >= 1:
+                    acc += (last - t + k) * a[j - 1]
+            a[t + 1] = acc // (t + 1)
+        self._half = a
+
+    def degree(self) -> int:
+        return self._last
+
+    def __getitem__(self, t: int) -> Any:
+        if t < 0 or t > self._last:
+            return flint.fmpz(0)
+        c = self._half[min(t, self._last - t)]
+        return c if self._scale is None else c * self._scale
+
+    def coeffs(self) -> list[Any]:
+        """All coefficients as fmpz (like ``fmpz_poly.coeffs()``)."""
+        return [self[t] for t in range(self._last + 1)]
+
+
+def uniform_coefficient(k: int, n: int, t: int) -> int:
+    r"""One coefficient $[z^t](1 + \dots + z^{k-1})^n$ from the closed form.
+
+    $a(t) = \sum_{j \ge 0} (-1)^j \binom{n}{j} \binom{t - jk + n - 1}{n - 1}$ (the
+    inclusion-exclusion count of compositions). Consecutive terms differ by the ratio
+    $-\frac{n-j}{j+1}\prod_{i=0}^{k-1}\frac{m-i-n+1}{m-i}$ with $m = t - jk + n - 1$, so
+    each term costs one multiplication and one exact division by integers of about
+    $k \log_2 m$ bits; there are at most $\min(t, n(k-1) - t)/k + 1$ terms.
+
+    Example:
+        >>> uniform_coefficient(3, 3, 3)
+        7
+    """
+    last = n * (k - 1)
+    if t < 0 or t > last:
+        return 0
+    if n == 0:
+        return 1
+    t = min(t, last - t)
+    m = t + n - 1
+    term = flint.fmpz.bin_uiui(m, n - 1)
+    total = term
+    j = 0
+    while True:
+        if m - k < n - 1:
+            break
+        num = -(n - j)
+        den = j + 1
+        for i in range(k):
+            num *= m - i - n + 1
+            den *= m - i
+        term = (term * num) // den
+        total += term
+        j += 1
+        m -= k
+    return int(total)
+
+
+def power_2d_mpoly(rows: Sequence[Sequence[int]], n: int) -> Any:
+    """$V(x, y)^n$ as a python-flint ``fmpz_mpoly`` (sparse power; the caller checks size).
+
+    Measured faster than Kronecker substitution into ``fmpz_poly`` for every kernel
+    size tried (3×3 to 9×9), so it is used for all non-separable exact kernels.
+    """
+    k1, k2 = len(rows), len(rows[0])
+    ctx = flint.fmpz_mpoly_ctx.get(("x", "y"), "lex")
+    base = ctx.from_dict({(i, j): rows[i][j] for i in range(k1) for j in range(k2) if rows[i][j]})
+    return base**n
+
+
+def log_abs(c: Any) -> float:
+    """$\\log |c|$ for a huge integer (fmpz or int) without overflow."""
+    c = abs(int(c))
+    bits = c.bit_length()
+    if bits <= 1000:
+        return math.log(c)
+    shift = bits - 64
+    return math.log(c >> shift) + shift * math.log(2)

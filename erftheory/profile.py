@@ -24,16 +24,17 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _config, _exact, measures
+from ._engines import DEFAULT_DPS, METHOD_NAMES, _ArbData, _FFTData, _TiltData, select
+from ._engines import tilt_applicable as _tilt_applicable
 from ._errors import ERFTypeError, ERFValueError
 from .gaussian import GaussianFit, fit_gaussian
 from .kernel import Kernel
 
 __all__ = ["Profile", "profile"]
 
-Method = Literal["auto", "exact", "float", "symbolic"]
-METHODS = ("auto", "exact", "float", "symbolic")
+Method = Literal["auto", "exact", "fft", "float", "arb", "symbolic"]
+METHODS = METHOD_NAMES
 
-_FLOAT_BYTES_FACTOR = 4  # result, input copy and FFT workspace of the last squaring
 _SYMBOLIC_MAX_TERMS = 200_000
 # Above this many bytes of big-integer data, streaming exact normalisation would
 # take minutes (measured ~0.4 s per GiB streamed with k = 3 on 2 cores): refuse.
@@ -49,22 +50,29 @@ def check_layers(layers: Any, name: str = "layers") -> int:
     return int(layers)
 
 
-def profile(kernel: Kernel | Any, layers: int, *, method: Method = "auto") -> Profile:
+def profile(
+    kernel: Kernel | Any, layers: int, *, method: Method = "auto", dps: int | None = None
+) -> Profile:
     r"""The ERF of ``layers`` stacked convolutions with ``kernel`` (Eq. 9).
 
     Args:
         kernel: a `Kernel`, or anything `Kernel` accepts (a list of weights or rows).
         layers: the number of layers $n \ge 0$ (0 gives the unit impulse).
-        method: ``"exact"`` (python-flint; integer and rational kernels), ``"float"``
-            (float64), ``"symbolic"`` (sympy), or ``"auto"``, which picks by the kernel's
-            domain; `Profile.method` tells which was used.
+        method: an engine of `erftheory._engines.ENGINES` (see ``docs/engines.md``):
+            ``"exact"`` (python-flint integers), ``"fft"`` (plain float64 FFT, absolute
+            error bound), ``"float"`` (tilted float64, $10^{-10}$ relative on every
+            normal-range value), ``"arb"`` (rigorous balls at ``dps`` digits),
+            ``"symbolic"`` (sympy), or ``"auto"``, which picks by the kernel's domain and
+            signs; `Profile.method` tells which ran and `Profile.engine_reason` why.
+        dps: decimal digits for ``method="arb"`` (default 30); only valid with ``"arb"``.
 
     Returns:
         A `Profile`. Coefficients are computed on first use and cached.
 
     Raises:
         ERFTypeError: ``layers`` is not an integer; the method cannot take the kernel.
-        ERFValueError: ``layers`` is negative; the method is unknown.
+        ERFValueError: ``layers`` is negative; the method is unknown; ``dps`` is not a
+            positive integer or is given to another method.
 
     Example:
         >>> from erftheory import Kernel, profile
@@ -76,17 +84,15 @@ def profile(kernel: Kernel | Any, layers: int, *, method: Method = "auto") -> Pr
     """
     k = kernel if isinstance(kernel, Kernel) else Kernel(kernel)
     n = check_layers(layers)
-    if method not in METHODS:
-        raise ERFValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if method == "auto":
-        method = {"integer": "exact", "rational": "exact"}.get(k.domain, k.domain)  # type: ignore[assignment]
-    if method == "exact" and k.domain == "symbolic":
-        raise ERFTypeError("method='exact' cannot take a symbolic kernel; use method='symbolic'")
-    if method == "float" and k.domain == "symbolic":
-        raise ERFTypeError(
-            "method='float' cannot take a symbolic kernel; substitute numbers for its symbols first"
-        )
-    return Profile(k, n, method)
+    engine, reason = select(k, method, n)
+    if dps is not None:
+        if engine != "arb":
+            raise ERFValueError(f"dps={dps!r} is only used by method='arb'; got method={method!r}")
+        if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps <= 0:
+            raise ERFValueError(f"dps must be a positive integer (decimal digits), got {dps!r}")
+    elif engine == "arb":
+        dps = DEFAULT_DPS
+    return Profile(k, n, engine, dps=dps, reason=reason)
 
 
 class Profile:
@@ -98,14 +104,27 @@ class Profile:
     Attributes:
         kernel: the `Kernel`.
         layers: $n$.
-        method: the engine used: ``"exact"``, ``"float"`` or ``"symbolic"``.
+        method: the engine used: ``"exact"``, ``"fft"``, ``"float"``, ``"arb"`` or
+            ``"symbolic"``.
+        engine_reason: why that engine (and which algorithm inside it) was chosen.
+        dps: the decimal digits of the ``arb`` engine (None for the others).
     """
 
-    def __init__(self, kernel: Kernel, layers: int, method: str) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        layers: int,
+        method: str,
+        *,
+        dps: int | None = None,
+        reason: str = "requested",
+    ) -> None:
         self.kernel = kernel
         self.layers = layers
         self.method = method
-        self._data = _make_data(kernel, layers, method)
+        self.dps = dps
+        self.engine_reason = reason
+        self._data = _make_data(kernel, layers, method, dps)
         self._normalized: np.ndarray | None = None
 
     # ------------------------------------------------------------ geometry
@@ -159,7 +178,7 @@ class Profile:
     def total(self) -> Any:
         r"""$\sum_t o(t) = (\sum_m w(m))^n$, exact for exact kernels."""
         t = self.kernel.total
-        if self.method == "float":
+        if self.kernel.domain == "float":
             with np.errstate(over="ignore"):
                 return float(np.float64(t) ** self.layers)
         if self.method == "symbolic":
@@ -167,16 +186,20 @@ class Profile:
 
             return sympy.sympify(t) ** self.layers
         if isinstance(t, Fraction):
-            return Fraction(_checked_power(t.numerator, self.layers),
-                            _checked_power(t.denominator, self.layers))
+            return Fraction(
+                _checked_power(t.numerator, self.layers), _checked_power(t.denominator, self.layers)
+            )
         return _checked_power(t, self.layers)
 
     # ------------------------------------------------------------ moments (Eq. 10)
     @cached_property
     def _moments(self) -> tuple[Any, Any]:
         raw = self.kernel._raw_moments()
-        if self.method == "float":
-            raw = (tuple(float(x) for x in raw[0]), tuple(tuple(float(x) for x in r) for r in raw[1]))
+        if self.kernel.domain == "float":
+            raw = (
+                tuple(float(x) for x in raw[0]),
+                tuple(tuple(float(x) for x in r) for r in raw[1]),
+            )
         n = self.layers
         mean = tuple(n * x for x in raw[0])
         cov = tuple(tuple(n * x for x in r) for r in raw[1])
@@ -251,6 +274,80 @@ class Profile:
             self._normalized = arr
         return self._normalized.copy()
 
+    def log_normalized(self) -> np.ndarray:
+        r"""Natural logarithms of `normalized` values, computed so that nothing underflows.
+
+        ``-inf`` marks exact zeros. Exact profiles take the logarithm of each exact ratio;
+        the ``float`` engine returns its tilted log-values over the whole range (values far
+        below float64's smallest subnormal included) with absolute error about $10^{-10}$;
+        ``fft`` takes logs of its floats (noise in the tails); ``arb`` the midpoints of the
+        log-balls.
+
+        Raises:
+            ERFValueError: the kernel has negative weights (values may be negative) or sums
+                to zero.
+
+        Example:
+            >>> from erftheory import Kernel, profile
+            >>> lp = profile(Kernel([1, 1, 1]), layers=20_000).log_normalized()
+            >>> round(float(lp[0]), 6) == round(-20_000 * math.log(3), 6)   # 3**-20000 underflows
+            True
+        """
+        if self.method == "symbolic":
+            raise ERFTypeError("log_normalized() needs numbers; this profile is symbolic")
+        if any(x < 0 for x in self.kernel.flat):
+            raise ERFValueError(
+                "log_normalized() needs nonnegative weights; this kernel has negative ones, so "
+                "its profile has negative values — use normalized()"
+            )
+        return self._data.log_normalized()
+
+    def compute(self) -> Profile:
+        """Run the engine now, in its native form (fmpz, float64 or arb), and return ``self``.
+
+        No Python ints or Fractions are built; `coefficients`, `coefficient` and
+        `normalized` then read the stored result. Useful for timing an engine.
+
+        Example:
+            >>> from erftheory import Kernel, profile
+            >>> profile(Kernel.uniform(2), layers=10).compute().coefficient(5)   # C(10, 5)
+            252
+        """
+        self._data.compute()
+        return self
+
+    def balls(self) -> list[Any]:
+        """The ``arb`` engine's balls for the normalised profile (a list, or rows in 2-D).
+
+        Each `flint.arb` ball certainly contains the true normalised value.
+
+        Example:
+            >>> from erftheory import Kernel, profile
+            >>> b = profile(Kernel([1, 1]), layers=3, method="arb", dps=20).balls()
+            >>> [x.contains(1 / 8) for x in b[:1]], b[1].rad() < 1e-25
+            ([True], True)
+        """
+        if self.method != "arb":
+            raise ERFValueError(f"balls() needs method='arb'; this profile used {self.method!r}")
+        b = self._data.balls()
+        return b[0] if self.ndim == 1 else b
+
+    @property
+    def abs_error_bound(self) -> float | None:
+        r"""A bound on $|\hat c_t - c_t|$ over all normalised values, or None.
+
+        ``exact``: rounding only, $2^{-53}\max_t c_t$; ``fft``: the a-posteriori bound of
+        `erftheory._fft`; ``arb``: the largest radius plus rounding; ``float``: None (its
+        guarantee is relative, see ``docs/engines.md``) unless the kernel has negative
+        weights and it fell back to the FFT, whose bound it then reports; ``symbolic``: None.
+        """
+        if self.method in ("fft", "arb", "float"):
+            self.normalized()
+            return self._data.abs_error_bound  # float: None unless it fell back to the FFT
+        if self.method == "exact":
+            return float(np.max(np.abs(self.normalized()))) * 2.0**-53
+        return None
+
     def gaussian(self) -> GaussianFit:
         """The Gaussian with this profile's mean and (co)variance, and distances to it."""
         mean, cov = self._moments
@@ -275,8 +372,9 @@ class Profile:
         """Side of the smallest centred square holding ``fraction`` of the mass."""
         return measures.mass_size(self.normalized(), self._origin_tuple, fraction)
 
-    def erf_ratio(self, measure: Literal["threshold", "std", "mass"] = "threshold",
-                  fraction: float = 0.5) -> float:
+    def erf_ratio(
+        self, measure: Literal["threshold", "std", "mass"] = "threshold", fraction: float = 0.5
+    ) -> float:
         """ERF size over theoretical RF size.
 
         Args:
@@ -342,9 +440,13 @@ def _jsonable(x: Any) -> Any:
 
 
 # ---------------------------------------------------------------- engines' data
-def _make_data(kernel: Kernel, n: int, method: str) -> Any:
+def _make_data(kernel: Kernel, n: int, method: str, dps: int | None = None) -> Any:
     if method == "float":
-        return _FloatData(kernel, n)
+        return _TiltData(kernel, n) if _tilt_applicable(kernel) else _FFTData(kernel, n)
+    if method == "fft":
+        return _FFTData(kernel, n)
+    if method == "arb":
+        return _ArbData(kernel, n, dps or DEFAULT_DPS)
     if method == "symbolic":
         return _SymbolicData(kernel, n)
     flat = [Fraction(x) if isinstance(x, float) else x for x in kernel.flat]
@@ -385,11 +487,55 @@ class _Exact1D:
 
     def poly(self) -> Any:
         if self._poly is None:
-            _config.check_size(
-                _exact.POW_PEAK_FACTOR * self.poly_bytes, "the exact coefficients", _HINT
-            )
-            self._poly = _exact.power_1d(self.ints, self.n)
+            if _exact.POW_PEAK_FACTOR * self._crude_bytes() > _config.get_memory_limit():
+                # Only then is the refined (rigorous, tighter, ~5 ms) estimate worth its cost.
+                _config.check_size(
+                    _exact.POW_PEAK_FACTOR * self.poly_bytes, "the exact coefficients", _HINT
+                )
+            if self.uniform:
+                self._poly = _exact.UniformPower(len(self.ints), self.n, self.ints[0])
+            else:
+                self._poly = _exact.power_1d(self.ints, self.n)
         return self._poly
+
+    def _crude_bytes(self) -> float:
+        r"""$L\,(n \log_2 \sum|w| + 2)/8 + 48L$: an upper bound above `poly_bytes`, in O(k)."""
+        l1 = sum(abs(w) for w in self.ints)
+        bits = self.n * math.log2(l1) + 2 if l1 > 1 else 2.0
+        return self.length * (bits / 8 + 48)
+
+    @property
+    def uniform(self) -> bool:
+        """Equal taps, k >= 4: the three-term recurrence beats flint's power."""
+        return (
+            _exact.is_uniform(self.ints)
+            and len(self.ints) >= _exact.UNIFORM_MIN_TAPS
+            and self.n >= _exact.UNIFORM_MIN_LAYERS
+        )
+
+    def _uniform_value(self, t: int) -> int:
+        return self.ints[0] ** self.n * _exact.uniform_coefficient(len(self.ints), self.n, t)
+
+    def compute(self) -> None:
+        self.poly()
+
+    def log_normalized(self) -> np.ndarray:
+        total = self.total_int()
+        if total == 0:
+            raise ERFValueError(
+                "the kernel's weights sum to zero; the profile cannot be normalised"
+            )
+        _config.check_size(8.0 * self.length, "the log-profile", "use fewer layers")
+        out = np.empty(self.length)
+        try:
+            p = self.poly()
+            values: Any = (p[t] for t in range(self.length))
+        except _config.SizeLimitError:
+            values = _exact.stream_power_1d(self.ints, self.n)
+        log_total = _exact.log_abs(total)
+        for t, c in enumerate(values):
+            out[t] = _exact.log_abs(c) - log_total if c != 0 else -math.inf
+        return out
 
     @property
     def scale(self) -> int:
@@ -413,10 +559,14 @@ class _Exact1D:
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
         (t,) = index
+        if self._poly is None and self.uniform and self.n > 0:
+            # Closed form: a few percent of the full power, and nothing else is built.
+            return self._value(self._uniform_value(t))
         try:
             p = self.poly()
         except _config.SizeLimitError:
-            work = len(self.ints) * (self.n * math.log2(max(sum(abs(w) for w in self.ints), 2)) / 8 + 64)
+            l1 = max(sum(abs(w) for w in self.ints), 2)
+            work = len(self.ints) * (self.n * math.log2(l1) / 8 + 64)
             _config.check_size(work, "streaming one exact coefficient", _HINT)
             for i, c in enumerate(_exact.stream_power_1d(self.ints, self.n)):
                 if i == t:
@@ -434,13 +584,15 @@ class _Exact1D:
             )
         _config.check_size(8.0 * self.length, "the normalised profile", "use fewer layers")
         out = np.empty(self.length)
-        if self._poly is None and _exact.POW_PEAK_FACTOR * self.poly_bytes > _config.get_memory_limit():
+        limit = _config.get_memory_limit()
+        if self._poly is None and _exact.POW_PEAK_FACTOR * self.poly_bytes > limit:
             streamed = self.bits / 8 * len(self.ints)
             if streamed > _STREAM_MAX_BYTES:
                 raise _config.SizeLimitError(
                     f"exact normalisation would stream about {_config.format_bytes(streamed)} of "
                     f"big integers (many minutes); use profile(..., method='float')",
-                    int(streamed), _STREAM_MAX_BYTES,
+                    int(streamed),
+                    _STREAM_MAX_BYTES,
                 )
             conv = _exact.ratio_to_float(self.total_int())
             for t, c in enumerate(_exact.stream_power_1d(self.ints, self.n)):
@@ -463,13 +615,26 @@ class _ExactSeparable:
     def coefficients(self) -> list[list[Any]]:
         count = self.rows.length * self.cols.length
         bits = self.rows.bits * self.cols.length + self.cols.bits * self.rows.length
-        _config.check_size(_exact.python_bytes(bits, count) + 8.0 * count, "the exact coefficients", _HINT)
+        _config.check_size(
+            _exact.python_bytes(bits, count) + 8.0 * count, "the exact coefficients", _HINT
+        )
         r = self.rows.coefficients()
         c = self.cols.coefficients()
         return [[a * b for b in c] for a in r]
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
         return self.rows.coefficient(index[:1]) * self.cols.coefficient(index[1:])
+
+    def compute(self) -> None:
+        self.rows.compute()
+        self.cols.compute()
+
+    def log_normalized(self) -> np.ndarray:
+        _config.check_size(
+            8.0 * self.rows.length * self.cols.length, "the log-profile", "use fewer layers"
+        )
+        with np.errstate(invalid="ignore"):
+            return np.add.outer(self.rows.log_normalized(), self.cols.log_normalized())
 
     def normalized(self) -> np.ndarray:
         _config.check_size(
@@ -484,10 +649,36 @@ class _Exact2D:
     def __init__(self, flat: list[Any], shape: tuple[int, ...], n: int) -> None:
         ints, self.den = _exact.integer_form(flat)
         k1, k2 = shape
-        self.rows = [ints[i * k2:(i + 1) * k2] for i in range(k1)]
+        self.rows = [ints[i * k2 : (i + 1) * k2] for i in range(k1)]
         self.n = n
         self.shape = (n * (k1 - 1) + 1, n * (k2 - 1) + 1)
         self._grid: list[list[Any]] | None = None
+        self._mpoly: Any = None
+
+    def mpoly(self) -> Any:
+        """The power as an ``fmpz_mpoly`` (computed once; no dense grid yet)."""
+        if self._mpoly is None:
+            _config.check_size(
+                _exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT
+            )
+            self._mpoly = _exact.power_2d_mpoly(self.rows, self.n)
+        return self._mpoly
+
+    def compute(self) -> None:
+        self.mpoly()
+
+    def log_normalized(self) -> np.ndarray:
+        total = sum(sum(r) for r in self.rows)
+        if total == 0:
+            raise ERFValueError(
+                "the kernel's weights sum to zero; the profile cannot be normalised"
+            )
+        lt = _exact.log_abs(_checked_power(total, self.n))
+        out = np.full(self.shape, -math.inf)
+        p = self.mpoly()
+        for (i, j), c in zip(p.monoms(), p.coeffs(), strict=True):
+            out[i, j] = _exact.log_abs(c) - lt
+        return out
 
     def _bytes(self) -> float:
         total_abs = sum(abs(x) for r in self.rows for x in r)
@@ -500,7 +691,11 @@ class _Exact2D:
             _config.check_size(
                 _exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT
             )
-            self._grid = _exact.power_2d(self.rows, self.n)
+            p = self.mpoly()
+            grid: list[list[Any]] = [[0] * self.shape[1] for _ in range(self.shape[0])]
+            for (i, j), c in zip(p.monoms(), p.coeffs(), strict=True):
+                grid[i][j] = c
+            self._grid = grid
         return self._grid
 
     def _value(self, c: Any) -> Any:
@@ -516,70 +711,18 @@ class _Exact2D:
         return [[self._value(c) for c in row] for row in self.grid()]
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
-        return self._value(self.grid()[index[0]][index[1]])
+        if self._grid is None:
+            return self._value(self.mpoly()[(index[0], index[1])])
+        return self._value(self._grid[index[0]][index[1]])
 
     def normalized(self) -> np.ndarray:
         if sum(sum(r) for r in self.rows) == 0:
-            raise ERFValueError("the kernel's weights sum to zero; the profile cannot be normalised")
+            raise ERFValueError(
+                "the kernel's weights sum to zero; the profile cannot be normalised"
+            )
         grid = self.grid()
         conv = _exact.ratio_to_float(sum(sum(r) for r in self.rows) ** self.n)
         return np.array([[conv(c) for c in row] for row in grid], dtype=float)
-
-
-class _FloatData:
-    """Float kernels: repeated squaring in float64 (see `erftheory._float`)."""
-
-    def __init__(self, kernel: Kernel, n: int) -> None:
-        w = np.array([float(x) for x in kernel.flat]).reshape(kernel.shape)
-        self.scale = float(np.max(np.abs(w))) if w.size else 0.0
-        self.base = w / self.scale if self.scale else w
-        self.ratio = float(np.sum(self.base))
-        self.n = n
-        self.shape = measures.rf_size(kernel.shape, n)
-        self._power: np.ndarray | None = None
-
-    def power(self) -> np.ndarray:
-        if self._power is None:
-            _config.check_size(
-                _FLOAT_BYTES_FACTOR * 8.0 * math.prod(self.shape), "the float profile", "use fewer layers"
-            )
-            from ._float import power_float
-
-            if self.scale == 0:
-                p = np.zeros(self.shape)
-                if self.n == 0:
-                    p.flat[0] = 1.0
-                self._power = p
-            else:
-                self._power = power_float(self.base, self.n)
-        return self._power
-
-    def coefficients(self) -> list[Any]:
-        with np.errstate(over="ignore"):
-            log_scale = self.n * math.log10(self.scale) if self.scale else 0.0
-            if log_scale > 300:
-                raise ERFValueError(
-                    f"the unnormalised coefficients reach about 1e{log_scale:.0f}, beyond float64; "
-                    f"use normalized() or an exact kernel"
-                )
-            values = self.power() * (float(np.float64(self.scale) ** self.n) if self.scale else 1.0)
-        return values.tolist()
-
-    def coefficient(self, index: tuple[int, ...]) -> Any:
-        return self.coefficients_array()[index]
-
-    def coefficients_array(self) -> np.ndarray:
-        return np.asarray(self.coefficients())
-
-    def normalized(self) -> np.ndarray:
-        if self.ratio == 0:
-            raise ERFValueError("the kernel's weights sum to zero; the profile cannot be normalised")
-        p = self.power()
-        with np.errstate(over="ignore", under="ignore"):
-            norm = float(np.float64(self.ratio) ** self.n)
-        if math.isfinite(norm) and norm != 0:
-            return p / norm
-        return p / float(np.sum(p))
 
 
 class _SymbolicData:
@@ -590,8 +733,12 @@ class _SymbolicData:
 
         self.kernel = kernel
         self.n = n
-        self.weights = [sympy.sympify(x) if not isinstance(x, Fraction)
-                        else sympy.Rational(x.numerator, x.denominator) for x in kernel.flat]
+        self.weights = [
+            sympy.sympify(x)
+            if not isinstance(x, Fraction)
+            else sympy.Rational(x.numerator, x.denominator)
+            for x in kernel.flat
+        ]
         self._coeffs: list[Any] | None = None
 
     def coefficients(self) -> list[Any]:
@@ -602,9 +749,11 @@ class _SymbolicData:
             terms = math.comb(self.n + k - 1, k - 1)
             if terms > _SYMBOLIC_MAX_TERMS:
                 raise _config.SizeLimitError(
-                    f"the symbolic expansion has up to {terms} terms (limit {_SYMBOLIC_MAX_TERMS}); "
-                    f"substitute numbers for some symbols or use fewer layers",
-                    terms, _SYMBOLIC_MAX_TERMS,
+                    f"the symbolic expansion has up to {terms} terms "
+                    f"(limit {_SYMBOLIC_MAX_TERMS}); substitute numbers for some symbols or use "
+                    f"fewer layers",
+                    terms,
+                    _SYMBOLIC_MAX_TERMS,
                 )
             if self.kernel.ndim == 1:
                 z = sympy.Symbol("z")
@@ -625,6 +774,9 @@ class _SymbolicData:
                     for i in range(L1)
                 ]
         return self._coeffs
+
+    def compute(self) -> None:
+        self.coefficients()
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
         c: Any = self.coefficients()

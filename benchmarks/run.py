@@ -1,0 +1,291 @@
+"""Benchmarks for the engines of issue 6: one command, ratios from one run.
+
+    python benchmarks/run.py            # full sizes (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick    # small sizes (about a minute)
+
+Prints Markdown tables; ``--write`` also replaces the results section of
+``benchmarks/README.md``. Not part of the test suite (no timing assertions anywhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+
+import flint
+import numpy as np
+from scipy import fft as sfft
+
+import erftheory
+from erftheory import Kernel, profile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY = np.finfo(float).tiny
+
+
+def best(fn, repeat: int = 1) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def pair(fa, fb, repeat: int = 2) -> tuple[float, float]:
+    """Best-of-``repeat`` times of two functions, interleaved (a, b, a, b, ...).
+
+    Interleaving cancels the page-fault cost that the first of two large allocations pays.
+    """
+    ta, tb = [], []
+    for _ in range(repeat):
+        ta.append(best(fa))
+        tb.append(best(fb))
+    return min(ta), min(tb)
+
+
+def pure_python_power(w: list[int], n: int) -> list[int]:
+    out = [1]
+    for _ in range(n):
+        new = [0] * (len(out) + len(w) - 1)
+        for i, a in enumerate(out):
+            for j, b in enumerate(w):
+                new[i + j] += a * b
+        out = new
+    return out
+
+
+SYMPY_SNIPPET = """
+import sys, time, sympy
+k, n = int(sys.argv[1]), int(sys.argv[2])
+z = sympy.Symbol('z')
+p = sympy.Poly([1] * k, z)
+t = time.perf_counter(); q = p ** n; dt = time.perf_counter() - t
+print(sympy.polys.domains.ZZ.__class__.__name__, dt)
+"""
+
+
+def sympy_time(k: int, n: int, ground: str) -> tuple[str, float]:
+    env = dict(os.environ, SYMPY_GROUND_TYPES=ground)
+    out = subprocess.run(
+        [sys.executable, "-c", SYMPY_SNIPPET, str(k), str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return out[0], float(out[1])
+
+
+def exact_rows(quick: bool) -> list[str]:
+    rows = [
+        "| kernel | k | n | erftheory s | flint `fmpz_poly**n` s | flint / erftheory |",
+        "|---|---|---|---|---|---|",
+    ]
+    ns = [1000, 3000] if quick else [1000, 10000, 30000]
+    rng = random.Random(1)
+    for k in (3, 7, 11):
+        kernels = [("uniform", [1] * k), ("random 1..9", [rng.randint(1, 9) for _ in range(k)])]
+        for name, w in kernels:
+            for n in ns:
+                if name != "uniform" and n == 30000 and k == 11:
+                    continue  # ~20 GB of flint temporaries at this size; too big for 24 GiB
+                te, tf = pair(
+                    lambda w=w, n=n: profile(Kernel(w), n, method="exact").compute(),
+                    lambda w=w, n=n: flint.fmpz_poly(w) ** n,
+                    3 if n <= 10000 else 2,
+                )
+                rows.append(f"| {name} | {k} | {n} | {te:.3f} | {tf:.3f} | {tf / te:.2f} |")
+    return rows
+
+
+def slow_baseline_rows(quick: bool) -> list[str]:
+    rows = [
+        "| k | n | flint s | erftheory s | sympy (python ints) s | sympy (gmpy2) s | "
+        "pure-Python loop s | sympy-gmpy2 / erftheory | loop / erftheory |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k in (3, 7, 11):
+        for n in [100] if quick else [100, 1000]:
+            te = best(lambda k=k, n=n: profile(Kernel([1] * k), n, method="exact").compute(), 3)
+            tf = best(lambda k=k, n=n: flint.fmpz_poly([1] * k) ** n, 3)
+            _, ts_py = sympy_time(k, n, "python")
+            try:
+                _ground, ts_gm = sympy_time(k, n, "gmpy")
+            except subprocess.CalledProcessError:
+                ts_gm = float("nan")
+            tl = best(lambda k=k, n=n: pure_python_power([1] * k, n)) if n <= 1000 else float("nan")
+            rows.append(
+                f"| {k} | {n} | {tf:.4f} | {te:.4f} | {ts_py:.3f} | {ts_gm:.3f} | {tl:.3f} "
+                f"| {ts_gm / te:.0f} | {tl / te:.0f} |"
+            )
+    return rows
+
+
+def mpoly_rows(quick: bool) -> list[str]:
+    rows = [
+        "| kernel | n | erftheory s | `fmpz_mpoly**n` s | mpoly / erftheory |",
+        "|---|---|---|---|---|",
+    ]
+    rng = random.Random(2)
+    cases = [(3, 100), (5, 30)] if quick else [(3, 200), (3, 400), (5, 100), (9, 30)]
+    ctx = flint.fmpz_mpoly_ctx.get(("x", "y"), "lex")
+    for k, n in cases:
+        w = [[rng.randint(1, 9) for _ in range(k)] for _ in range(k)]
+        base = ctx.from_dict({(i, j): w[i][j] for i in range(k) for j in range(k)})
+        te, tm = pair(
+            lambda w=w, n=n: profile(Kernel(w), n, method="exact").compute(),
+            lambda base=base, n=n: base**n,
+            3,
+        )
+        rows.append(f"| {k}×{k} random 1..9 | {n} | {te:.3f} | {tm:.3f} | {tm / te:.2f} |")
+    return rows
+
+
+def plain_fft(w: np.ndarray, n: int) -> np.ndarray:
+    length = n * (len(w) - 1) + 1
+    size = sfft.next_fast_len(length, real=True)
+    with np.errstate(under="ignore"):
+        spec = sfft.rfft(w / w.sum(), size) ** n
+        return sfft.irfft(spec, size)[:length]
+
+
+def reference(k: int, n: int) -> tuple[str, np.ndarray | None]:
+    bits = n * np.log2(k) * n * (k - 1)
+    if bits / 8 < 4e9:
+        with erftheory.memory_limit("16GiB"):
+            return "exact", profile(Kernel([1] * k), n, method="exact").normalized()
+    if k == 3 and n <= 100_000:
+        return "arb", profile(Kernel([1] * k), n, method="arb", dps=20).normalized()
+    return "none", None
+
+
+def max_rel(got: np.ndarray, ref: np.ndarray) -> float:
+    normal = ref >= TINY
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.max(np.abs(got[normal] - ref[normal]) / ref[normal]))
+
+
+def float_rows(quick: bool) -> list[str]:
+    rows = [
+        "| k | n | plain FFT s | `float` s | float / FFT | plain max rel err | `float` max rel err"
+        " | reference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ns = [1000, 10_000] if quick else [1000, 10_000, 100_000, 1_000_000]
+    for k in (3, 11, 101):
+        for n in ns:
+            w = np.ones(k)
+            rep = 3 if n * k < 1e7 else 1
+            with erftheory.memory_limit("16GiB"):
+                tp, tf = pair(
+                    lambda w=w, n=n: plain_fft(w, n),
+                    lambda k=k, n=n: profile(Kernel([1.0] * k), n, method="float").normalized(),
+                    rep + 1,
+                )
+                got_p = plain_fft(w, n)
+                got_f = profile(Kernel([1.0] * k), n, method="float").normalized()
+            kind, ref = reference(k, n)
+            ep = f"{max_rel(got_p, ref):.1e}" if ref is not None else "–"
+            ef = f"{max_rel(got_f, ref):.1e}" if ref is not None else "–"
+            rows.append(
+                f"| {k} | {n} | {tp:.4f} | {tf:.4f} | {tf / tp:.2f} | {ep} | {ef} | {kind} |"
+            )
+    return rows
+
+
+PEAK_SNIPPET = """
+import sys, erftheory
+from erftheory import Kernel, profile
+erftheory.set_memory_limit("20GiB")
+what, k, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if what == "exact":
+    profile(Kernel([1] * k), n, method="exact").compute()
+elif what == "float":
+    profile(Kernel([1.0] * k), n, method="float").normalized()
+else:
+    profile(Kernel([1.0] * k), n, method="fft").normalized()
+# ru_maxrss survives exec (it would report the parent's peak): read this process's VmHWM.
+with open("/proc/self/status") as f:
+    print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024)
+"""
+
+
+def peak_rows(quick: bool) -> list[str]:
+    rows = ["| engine | k | n | peak RSS MiB |", "|---|---|---|---|"]
+    cases = (
+        [("exact", 11, 3000), ("float", 101, 10_000)]
+        if quick
+        else [
+            ("exact", 11, 30_000),
+            ("exact", 3, 30_000),
+            ("float", 101, 1_000_000),
+            ("fft", 101, 1_000_000),
+            ("float", 3, 1_000_000),
+        ]
+    )
+    for what, k, n in cases:
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_SNIPPET, what, str(k), str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        rows.append(f"| {what} | {k} | {n} | {float(out):.0f} |")
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
+        f"python-flint {flint.__version__}, numpy {np.__version__}, erftheory "
+        f"{erftheory.__version__}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--write", action="store_true", help="write benchmarks/README.md")
+    ap.add_argument("--only", choices=["exact", "slow", "mpoly", "float", "peak"], default=None)
+    args = ap.parse_args()
+    erftheory.set_memory_limit("16GiB")
+    sections = [
+        ("Exact 1-D: erftheory vs flint's power (uniform kernels use the recurrence)", exact_rows),
+        ("Exact 1-D: sympy and a pure-Python loop (small n only)", slow_baseline_rows),
+        ("Exact 2-D non-separable: erftheory vs `fmpz_mpoly`", mpoly_rows),
+        ("Float: `float` engine vs the plain `scipy.fft` power (uniform kernels)", float_rows),
+        ("Peak memory (largest cases, one process each)", peak_rows),
+    ]
+    text = [f"Machine: {machine()}", f"Mode: {'quick' if args.quick else 'full'}", ""]
+    keys = ["exact", "slow", "mpoly", "float", "peak"]
+    if args.only:
+        sections = [sections[keys.index(args.only)]]
+    for title, fn in sections:
+        t = time.perf_counter()
+        rows = fn(args.quick)
+        text += [f"### {title}", "", *rows, "", f"({time.perf_counter() - t:.0f} s)", ""]
+        print("\n".join(text[-len(rows) - 4 :]), flush=True)
+    if args.write:
+        path = os.path.join(HERE, "README.md")
+        head = open(path).read().split("<!-- results -->")[0] if os.path.exists(path) else ""
+        with open(path, "w") as f:
+            f.write(head + "<!-- results -->\n\n" + "\n".join(text))
+    json.dumps(text)
+
+
+if __name__ == "__main__":
+    main()

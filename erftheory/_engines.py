@@ -1,0 +1,331 @@
+r"""The engine registry: every way erftheory computes $V(z)^n$, in one table.
+
+| name | kernels | result | error |
+|---|---|---|---|
+| ``exact`` | integer, rational (floats read as dyadic rationals) | ints, Fractions | none |
+| ``fft`` | numeric | float64 | absolute, see `erftheory._fft` |
+| ``float`` | numeric | float64 | $10^{-10}$ relative on normal values (weights $\ge 0$) |
+| ``arb`` | numeric | float64 and balls | rigorous balls at ``dps`` digits |
+| ``symbolic`` | any | sympy | none |
+
+``auto`` picks by the kernel's domain and signs (`select`); `Profile.method` says which
+engine ran and `Profile.engine_reason` why. Tests are parametrised over `ENGINES`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _config, _exact
+from ._errors import ERFTypeError, ERFValueError
+from .kernel import Kernel
+
+__all__ = ["DEFAULT_DPS", "ENGINES", "Engine", "select"]
+
+DEFAULT_DPS = 30
+"""Decimal digits of the ``arb`` engine when ``dps`` is not given."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One registered engine: its name, the kernel domains it takes, and a summary."""
+
+    name: str
+    domains: tuple[str, ...]
+    summary: str
+
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine(
+            "exact",
+            ("integer", "rational", "float"),
+            "python-flint integers: fmpz_poly power, the uniform three-term recurrence, "
+            "fmpz_mpoly in 2-D; no error",
+        ),
+        Engine(
+            "fft",
+            ("integer", "rational", "float"),
+            "plain DTFT sampling, n-th power, inverse FFT; absolute error bound",
+        ),
+        Engine(
+            "float",
+            ("integer", "rational", "float"),
+            "exponential tilting with small per-window FFTs; 1e-10 relative on normal floats",
+        ),
+        Engine(
+            "arb",
+            ("integer", "rational", "float"),
+            "python-flint arb balls at dps digits; rigorous enclosures",
+        ),
+        Engine(
+            "symbolic",
+            ("integer", "rational", "float", "symbolic"),
+            "sympy polynomial powers (small n)",
+        ),
+    )
+}
+METHOD_NAMES = ("auto", *ENGINES)
+
+
+def _float_rows(kernel: Kernel) -> np.ndarray:
+    """Exact kernels in integer form (exact in float64 below 2**53), floats as they are."""
+    if kernel.is_exact:
+        ints, _den = _exact.integer_form(list(kernel.flat))
+        big = max(abs(x) for x in ints)
+        arr = (
+            np.array([float(x) for x in ints])
+            if big < 2**1000
+            else np.array([float(x / big) for x in ints])
+        )
+    else:
+        arr = np.array([float(x) for x in kernel.flat])
+    return arr.reshape(kernel.shape)
+
+
+def tilt_applicable(kernel: Kernel) -> bool:
+    """True when the ``float`` engine can tilt this kernel (nonnegative, positive sum, ...)."""
+    from ._float import tilt_2d_applicable
+
+    if kernel.domain == "symbolic":
+        return False
+    w = _float_rows(kernel)
+    if np.any(w < 0) or not np.any(w > 0):
+        return False
+    if w.ndim == 1:
+        return True
+    return _exact_outer(w) is not None or tilt_2d_applicable(w)
+
+
+def _exact_outer(w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(u, v)`` with ``outer(u, v) == w`` exactly in float64, or None."""
+    i, j = np.unravel_index(int(np.argmax(np.abs(w))), w.shape)
+    u = w[:, j] / w[i, j]
+    v = w[i, :].copy()
+    return (u, v) if np.array_equal(np.outer(u, v), w) else None
+
+
+def select(kernel: Kernel, method: str, n: int = 0) -> tuple[str, str]:
+    """Resolve ``method`` (``"auto"`` or an engine name) to ``(engine, reason)``.
+
+    ``auto``: symbolic kernels → ``symbolic``; integer and rational kernels → ``exact``
+    (whose own choice of algorithm depends on the size, see `erftheory.profile`); float
+    kernels → ``float`` when tilting applies (nonnegative weights; in 2-D also separable
+    or with positive corners), else ``fft``.
+    """
+    if method not in METHOD_NAMES:
+        raise ERFValueError(f"method must be one of {', '.join(METHOD_NAMES)}; got {method!r}")
+    d = kernel.domain
+    if method == "auto":
+        if d == "symbolic":
+            return "symbolic", "auto: the kernel has symbols, only sympy can expand it"
+        if kernel.is_exact:
+            return (
+                "exact",
+                f"auto: {d} kernel, so exact integer arithmetic ({_exact_plan(kernel, n)})",
+            )
+        if tilt_applicable(kernel):
+            return "float", "auto: float kernel with nonnegative weights: tilted float64 engine"
+        return "fft", (
+            "auto: float kernel with negative weights (or a zero sum, or a 2-D support "
+            "without positive corners): tilting needs positivity, so the plain FFT "
+            "with its absolute error bound"
+        )
+    if d == "symbolic" and method != "symbolic":
+        raise ERFTypeError(
+            f"method={method!r} cannot take a symbolic kernel; use method='symbolic' or "
+            f"substitute numbers for its symbols first"
+        )
+    if method == "exact":
+        return "exact", f"requested ({_exact_plan(kernel, n)})"
+    if method == "float" and not tilt_applicable(kernel):
+        return "float", (
+            "requested; the kernel has negative weights (or a zero sum, or a 2-D "
+            "support without positive corners), so tilting does not apply and the "
+            "plain FFT with its absolute error bound is used"
+        )
+    return method, "requested"
+
+
+def _exact_plan(kernel: Kernel, n: int) -> str:
+    if kernel.ndim == 2:
+        if kernel.domain != "float" and kernel.axis_kernels() is not None:
+            return "separable 2-D: outer product of two 1-D powers"
+        return "non-separable 2-D: fmpz_mpoly power"
+    ints, _ = _exact.integer_form(
+        [x for x in kernel.flat]
+        if kernel.domain != "float"
+        else [__import__("fractions").Fraction(x) for x in kernel.flat]
+    )
+    if (
+        _exact.is_uniform(ints)
+        and len(ints) >= _exact.UNIFORM_MIN_TAPS
+        and n >= _exact.UNIFORM_MIN_LAYERS
+    ):
+        return "uniform taps: three-term recurrence on half the coefficients"
+    return "fmpz_poly power; Miller's streaming recurrence if the power exceeds the memory limit"
+
+
+# ---------------------------------------------------------------- float-valued engines
+class _ArrayData:
+    """Shared parts of the float-valued engines (normalised values first)."""
+
+    kernel: Kernel
+    n: int
+    shape: tuple[int, ...]
+    abs_error_bound: float | None = None
+
+    def _check(self, factor: float = 3.0) -> None:
+        _config.check_size(
+            factor * 8.0 * math.prod(self.shape), "the float profile", "use fewer layers"
+        )
+
+    def _total(self) -> float:
+        return float(_float_rows(self.kernel).sum())
+
+    def coefficients(self) -> list[Any]:
+        return self.coefficients_array().tolist()
+
+    def coefficients_array(self) -> np.ndarray:
+        rows = _float_rows(self.kernel)
+        base = float(rows.sum())
+        scale = 1.0
+        if self.kernel.is_exact:
+            ints, den = _exact.integer_form(list(self.kernel.flat))
+            scale = float(sum(ints)) / den / base if base else 1.0
+        total = base * scale
+        if total == 0:
+            raise ERFValueError(
+                "the kernel's weights sum to zero; use method='exact' for its "
+                "unnormalised coefficients"
+            )
+        logmax = self.n * math.log10(abs(total))
+        if abs(logmax) > 300:
+            raise ERFValueError(
+                f"the unnormalised coefficients reach about 1e{logmax:.0f}, beyond float64; "
+                f"use normalized() or log_normalized()"
+            )
+        return self.normalized() * (total**self.n)
+
+    def coefficient(self, index: tuple[int, ...]) -> Any:
+        return float(self.coefficients_array()[index])
+
+    def compute(self) -> None:
+        self.normalized()
+
+
+class _TiltData(_ArrayData):
+    """The accurate ``float`` engine (exponential tilting, `erftheory._float`)."""
+
+    def __init__(self, kernel: Kernel, n: int) -> None:
+        self.kernel, self.n = kernel, n
+        self.shape = tuple(n * (s - 1) + 1 for s in kernel.shape)
+        self._values: np.ndarray | None = None
+
+    def _run(self, log: bool) -> np.ndarray:
+        from ._float import tilted_power_1d, tilted_power_2d
+
+        self._check(3.0)
+        w = _float_rows(self.kernel)
+        if w.sum() == 0:
+            raise ERFValueError(
+                "the kernel's weights sum to zero; the profile cannot be normalised"
+            )
+        if w.ndim == 1:
+            return tilted_power_1d(w, self.n, log=log)
+        pair = _exact_outer(w)
+        if pair is not None:
+            a = tilted_power_1d(pair[0], self.n, log=log)
+            b = tilted_power_1d(pair[1], self.n, log=log)
+            with np.errstate(under="ignore", invalid="ignore"):
+                return np.add.outer(a, b) if log else np.outer(a, b)
+        return tilted_power_2d(w, self.n, log=log)
+
+    def normalized(self) -> np.ndarray:
+        if self._values is None:
+            self._values = self._run(False)
+        return self._values.copy()
+
+    def log_normalized(self) -> np.ndarray:
+        return self._run(True)
+
+
+class _FFTData(_ArrayData):
+    """The plain ``fft`` engine (`erftheory._fft`)."""
+
+    def __init__(self, kernel: Kernel, n: int) -> None:
+        self.kernel, self.n = kernel, n
+        self.shape = tuple(n * (s - 1) + 1 for s in kernel.shape)
+        self._values: np.ndarray | None = None
+
+    def normalized(self) -> np.ndarray:
+        if self._values is None:
+            from ._fft import fft_power
+
+            self._check(5.0)
+            w = _float_rows(self.kernel)
+            if w.sum() == 0:
+                raise ERFValueError(
+                    "the kernel's weights sum to zero; the profile cannot be normalised"
+                )
+            self._values, self.abs_error_bound = fft_power(w, self.n)
+        return self._values.copy()
+
+    def log_normalized(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.maximum(self.normalized(), 0.0))
+
+
+class _ArbData(_ArrayData):
+    """The ``arb`` engine: balls at ``dps`` digits (`erftheory._arb`)."""
+
+    def __init__(self, kernel: Kernel, n: int, dps: int) -> None:
+        self.kernel, self.n, self.dps = kernel, n, dps
+        self.shape = tuple(n * (s - 1) + 1 for s in kernel.shape)
+        self._balls: list[list[Any]] | None = None
+        self._values: np.ndarray | None = None
+
+    def balls(self) -> list[list[Any]]:
+        if self._balls is None:
+            from ._arb import arb_power, prec_for_dps
+
+            if self.kernel.is_exact:
+                ints, _ = _exact.integer_form(list(self.kernel.flat))
+                flat: list[Any] = ints
+                total = sum(ints)
+            else:
+                flat = [float(x) for x in self.kernel.flat]
+                total = math.fsum(flat)
+            if total == 0:
+                raise ERFValueError(
+                    "the kernel's weights sum to zero; the profile cannot be normalised"
+                )
+            count = math.prod(self.shape)
+            _config.check_size(
+                4.0 * count * (prec_for_dps(self.dps) / 4 + 96),
+                "the arb balls",
+                "use fewer layers or a smaller dps",
+            )
+            k2 = self.kernel.shape[-1]
+            rows = [flat[i * k2 : (i + 1) * k2] for i in range(len(flat) // k2)]
+            self._balls = arb_power(rows, self.n, self.dps)
+        return self._balls
+
+    def normalized(self) -> np.ndarray:
+        if self._values is None:
+            b = self.balls()
+            vals = np.array([[float(x.mid()) for x in row] for row in b])
+            rad = max((float(x.rad()) for row in b for x in row), default=0.0)
+            self.abs_error_bound = rad + float(np.max(np.abs(vals))) * 2.0**-53
+            self._values = vals[0] if self.kernel.ndim == 1 else vals
+        return self._values.copy()
+
+    def log_normalized(self) -> np.ndarray:
+        b = self.balls()
+        out = np.array([[float(x.log().mid()) if x > 0 else -math.inf for x in row] for row in b])
+        return out[0] if self.kernel.ndim == 1 else out

@@ -1,0 +1,226 @@
+"""Every registered engine against the exact engine (the oracle), with stated tolerances.
+
+Tolerances, per engine and why:
+
+- ``exact``: ``==`` (integer arithmetic).
+- ``fft``: absolute, ``Profile.abs_error_bound`` (the engine's own a-posteriori bound,
+  `erftheory._fft`): FFT rounding is absolute, relative to the largest value.
+- ``float``: relative ``FLOAT_RTOL = 1e-10`` on every value that is a normal float64, for
+  nonnegative kernels (exponential tilting); kernels with negative weights fall back to
+  the FFT and are held to its absolute bound.
+- ``arb``: the ball must contain the exact ratio and have radius at most
+  ``10**-(dps - 5)`` of the value (or of the peak for values that are 0).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import flint
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import erftheory
+from erftheory import ERFTypeError, ERFValueError, Kernel, profile
+from erftheory._engines import ENGINES
+
+FLOAT_RTOL = 1e-10
+TINY = np.finfo(float).tiny  # smallest normal float64
+
+
+def _exact_normalized(kernel: Kernel, n: int) -> np.ndarray:
+    return profile(kernel, n, method="exact").normalized()
+
+
+def _check_engine(name: str, kernel: Kernel, n: int) -> None:
+    ref = _exact_normalized(kernel, n)
+    if name == "symbolic":
+        p = profile(kernel, n, method="symbolic")
+        exact = profile(kernel, n, method="exact").coefficients
+        got = p.coefficients
+        assert [int(x) for x in np.ravel(got)] == list(np.ravel(exact))
+        return
+    p = profile(kernel, n, method=name, dps=25 if name == "arb" else None)
+    assert p.method == name
+    got = p.normalized()
+    assert got.shape == ref.shape
+    if name == "exact":
+        assert got.tolist() == ref.tolist()
+    elif name == "fft" or (name == "float" and any(w < 0 for w in kernel.flat)):
+        assert np.max(np.abs(got - ref)) <= p.abs_error_bound
+    elif name == "float":
+        normal = ref >= TINY
+        rel = np.abs(got[normal] - ref[normal]) / ref[normal]
+        assert rel.max(initial=0.0) <= FLOAT_RTOL
+        assert np.all(got[ref == 0] == 0)
+    elif name == "arb":
+        balls = p.balls()
+        flat = [b for row in balls for b in row] if kernel.ndim == 2 else balls
+        exact = np.ravel(np.array(profile(kernel, n, method="exact").coefficients, dtype=object))
+        total = kernel.total**n
+        peak = float(np.max(np.abs(ref)))
+        old = flint.ctx.prec
+        flint.ctx.prec = 400  # the exact ratio enters as a much narrower ball
+        try:
+            for b, c in zip(flat, exact, strict=True):
+                value = Fraction(c) / Fraction(total)
+                assert b.contains(flint.fmpq(value.numerator, value.denominator))
+                assert float(b.rad()) <= 10.0**-20 * max(abs(float(value)), peak)
+        finally:
+            flint.ctx.prec = old
+    # Moments and measures are the same for every engine.
+    pe = profile(kernel, n, method="exact")
+    if sum(kernel.flat) != 0:
+        assert p.mean == pe.mean and p.variance == pe.variance
+
+
+weights = st.lists(st.integers(0, 9), min_size=1, max_size=7).filter(lambda w: sum(w) > 0)
+signed = st.lists(st.integers(-4, 9), min_size=2, max_size=5).filter(lambda w: sum(w) > 0)
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+@settings(max_examples=30, deadline=None)
+@given(w=weights, n=st.integers(0, 40))
+def test_engine_matches_exact_1d(name, w, n):
+    if name == "symbolic" and n > 8:
+        n = n % 8
+    _check_engine(name, Kernel(w), n)
+
+
+@pytest.mark.parametrize("name", ["fft", "float", "arb"])
+@settings(max_examples=20, deadline=None)
+@given(w=signed, n=st.integers(1, 25))
+def test_engine_with_negative_weights(name, w, n):
+    _check_engine(name, Kernel(w), n)
+
+
+@pytest.mark.parametrize("name", ["exact", "fft", "float", "arb"])
+@settings(max_examples=10, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(1, 9), min_size=3, max_size=3), min_size=2, max_size=3),
+    n=st.integers(1, 12),
+)
+def test_engine_matches_exact_2d(name, rows, n):
+    _check_engine(name, Kernel(rows), n)
+
+
+# ---------------------------------------------------------------- the accuracy goal
+GOAL_CASES = [
+    ([1, 1, 1], 20_000),
+    ([1] * 11, 2_000),
+    ([1] * 101, 150),
+    ([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5], 1_500),
+    ([1, 0, 0, 7, 2], 900),
+    ([[1, 2, 1], [2, 5, 2], [1, 2, 2]], 60),
+]
+
+
+@pytest.mark.parametrize(("w", "n"), GOAL_CASES)
+def test_float_engine_relative_accuracy_goal(w, n):
+    """Every normal-range value within 1e-10 relative (full sizes: benchmarks/)."""
+    k = Kernel(
+        [float(x) for x in w] if isinstance(w[0], int) else [[float(x) for x in r] for r in w]
+    )
+    got = profile(k, n, method="float").normalized()
+    ref = _exact_normalized(Kernel(w), n)
+    normal = ref >= TINY
+    rel = np.abs(got[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= FLOAT_RTOL
+    assert np.all(got[ref == 0] == 0)
+
+
+def test_float_engine_15x15():
+    rng = np.random.default_rng(7)
+    w = rng.integers(1, 10, (15, 15)).tolist()
+    got = profile(Kernel(np.array(w, dtype=float)), 6, method="float").normalized()
+    ref = _exact_normalized(Kernel(w), 6)
+    normal = ref >= TINY
+    assert (np.abs(got[normal] - ref[normal]) / ref[normal]).max() <= FLOAT_RTOL
+
+
+def test_fft_tails_are_noise_but_within_bound():
+    p = profile(Kernel([1.0, 1.0, 1.0]), 3000, method="fft")
+    ref = _exact_normalized(Kernel([1, 1, 1]), 3000)
+    got = p.normalized()
+    assert np.max(np.abs(got - ref)) <= p.abs_error_bound
+    tail = (ref > TINY) & (ref < 1e-20)
+    assert np.any(np.abs(got[tail] - ref[tail]) > 0.01 * ref[tail])  # why 'float' exists
+
+
+def test_log_normalized_float_matches_exact_everywhere():
+    n = 5000
+    lf = profile(Kernel([1.0, 2.0, 1.0]), n, method="float").log_normalized()
+    le = profile(Kernel([1, 2, 1]), n, method="exact").log_normalized()
+    assert np.max(np.abs(lf - le)) <= 1e-9  # absolute in log: relative 1e-9 on values
+    assert le[0] == pytest.approx(-n * math.log(4), rel=1e-15)  # far below float64's range
+
+
+def test_log_normalized_exact_separable_and_2d():
+    for k in (Kernel([[1, 2], [2, 4]]), Kernel([[1, 2], [3, 1]])):
+        lg = profile(k, 5).log_normalized()
+        with np.errstate(divide="ignore"):
+            assert np.allclose(lg, np.log(profile(k, 5).normalized()), rtol=1e-14, atol=1e-14)
+
+
+# ---------------------------------------------------------------- exact engine internals
+def test_uniform_recurrence_and_closed_form_match_flint():
+    import flint
+
+    for k in (4, 7, 11):
+        for n in (1, 2, 9, 40):
+            ref = flint.fmpz_poly([1] * k) ** n
+            p = profile(Kernel([3] * k), n)
+            assert "recurrence" in p.engine_reason or n < 2000
+            for t in (0, 1, n, n * (k - 1) // 2, n * (k - 1)):
+                assert p.coefficient(t) == 3**n * int(ref[t])  # closed form (nothing computed)
+            assert p.compute().coefficients == [3**n * int(c) for c in ref.coeffs()]
+
+
+def test_nonseparable_2d_uses_mpoly_lazily():
+    p = profile(Kernel([[1, 2, 0], [0, 1, 3]]), 7)
+    assert p.coefficient(3, 5) == p.coefficients[3][5]
+    assert "fmpz_mpoly" in p.engine_reason
+
+
+# ---------------------------------------------------------------- selection and errors
+def test_auto_choice_and_reason():
+    assert profile([1, 2, 1], 5).method == "exact"
+    assert profile([1.0, 2.0, 1.0], 5).method == "float"
+    p = profile([1.0, -0.5, 1.0], 5)
+    assert p.method == "fft" and "negative" in p.engine_reason
+    assert profile([[1.0, 2.0], [3.0, 1.0]], 5).method == "float"
+    assert profile([[1.0, 0.0], [0.0, 1.0]], 5).method == "fft"  # corners not all positive
+
+
+def test_bad_method_and_dps():
+    with pytest.raises(ERFValueError, match="method must be one of auto, exact, fft, float, arb"):
+        profile([1, 1], 2, method="quad")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ERFValueError, match="dps must be a positive integer"):
+            profile([1, 1], 2, method="arb", dps=bad)
+    with pytest.raises(ERFValueError, match="only used by method='arb'"):
+        profile([1, 1], 2, method="float", dps=30)
+    import sympy
+
+    with pytest.raises(ERFTypeError, match="cannot take a symbolic kernel"):
+        profile([sympy.Symbol("a"), 1], 2, method="fft")
+    with pytest.raises(ERFValueError, match="balls"):
+        profile([1, 1], 2).balls()
+    with pytest.raises(ERFValueError, match="nonnegative"):
+        profile([1, -1, 3], 2).log_normalized()
+
+
+def test_float_engine_guard_and_zero_sum():
+    with pytest.raises(erftheory.SizeLimitError, match="fewer layers"):
+        profile([1.0, 1.0], 10**12, method="float").normalized()
+    with pytest.raises(ERFValueError, match="sum to zero"):
+        profile([1.0, -1.0], 3, method="fft").normalized()
+
+
+def test_arb_dps_controls_radius():
+    lo = profile([1, 2, 1], 200, method="arb", dps=15).balls()
+    hi = profile([1, 2, 1], 200, method="arb", dps=60).balls()
+    assert float(hi[100].rad()) < 1e-40 * float(lo[100].rad()) + 1e-70
