@@ -6,6 +6,6 @@ lint:
 format:
 	ruff format erftheory tests
 bench:
-	python benchmarks/issue2_overhead.py
+	python benchmarks/issue2_overhead.py && python benchmarks/run.py --quick
 proofs:
 	python -m proofs
