@@ -1,6 +1,6 @@
 """Benchmarks for the engines of issue 6: one command, ratios from one run.
 
-    python benchmarks/run.py            # full sizes (about 10 minutes on 2 cores)
+    python benchmarks/run.py            # full sizes (about 13 minutes on 2 cores)
     python benchmarks/run.py --quick    # small sizes (about a minute)
 
 Prints Markdown tables; ``--write`` also replaces the results section of
@@ -200,6 +200,114 @@ def float_rows(quick: bool) -> list[str]:
     return rows
 
 
+REFERENCE_CASES = [
+    (3, 1_000_000),
+    (11, 100_000),
+    (11, 1_000_000),
+    (101, 10_000),
+    (101, 100_000),
+    (101, 1_000_000),
+]
+REFERENCE_LEVELS = (1e-300, 1e-200, 1e-100, 1e-20)
+REFERENCE_RANDOM = 8
+ALT_HALF_WIDTH = 2.0  # the second window layout (the engine's default is 3.0)
+REFERENCE_RTOL = 1e-10  # the `float` engine's guarantee (issue 6)
+REFERENCE_DPS = (40, 55)  # the reference at two precisions (and so two sets of nodes)
+
+
+def reference_points(
+    got: np.ndarray, alt: np.ndarray, seed: int
+) -> tuple[list[int], list[int], float]:
+    """About 22 indices over the engine's normal range, the two just outside it, and the
+    largest relative difference of the two layouts over the whole normal range.
+
+    The centre (largest value), the two outermost normal values on each side, on each side
+    the outermost index whose value is at least each of `REFERENCE_LEVELS`, the index
+    where ``got`` and ``alt`` (the engine with another window layout) differ most
+    relative to the value (where one of them has its largest error), and
+    `REFERENCE_RANDOM` random normal-range indices.
+    """
+    idx = np.nonzero(got >= TINY)[0]
+    lo, hi = int(idx[0]), int(idx[-1])
+    pts = {int(np.argmax(got)), lo, lo + 1, hi - 1, hi}
+    for level in REFERENCE_LEVELS:
+        above = np.nonzero(got >= level)[0]
+        pts.update((int(above[0]), int(above[-1])))
+    part = got[lo : hi + 1]
+    diff = np.abs(alt[lo : hi + 1] - part) / part
+    pts.add(lo + int(np.argmax(diff)))
+    pts.update(int(t) for t in np.random.default_rng(seed).integers(lo, hi + 1, REFERENCE_RANDOM))
+    outside = [t for t in (lo - 1, hi + 1) if 0 <= t < len(got)]
+    return sorted(pts), outside, float(diff.max())
+
+
+def reference_rows(quick: bool) -> list[str]:
+    """The `float` engine against the Cauchy-integral reference (tests/reference.py).
+
+    An independent algorithm (adaptive quadrature in mpmath on the saddle-point circle),
+    at selected points of sizes where the exact engine does not fit in memory. Each
+    reference value is computed at 40 and 55 digits; their largest relative difference is
+    reported as the reference's own accuracy.
+    """
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+    import mpmath
+    from reference import cauchy_coefficient
+
+    from erftheory import _float
+
+    rows = [
+        "| kernel | k | n | points | `float` max rel err | at t | reference 40 vs 55 digits"
+        f" | outside the normal range | layouts {_float.WINDOW_HALF_WIDTH:g}σ vs "
+        f"{ALT_HALF_WIDTH:g}σ, all normal t | s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    failures = []
+    cases = [(11, 100_000), (101, 10_000)] if quick else REFERENCE_CASES
+    rng = np.random.default_rng(6)
+    random_kernels = {k: [float(x) for x in rng.uniform(0.05, 1.0, k)] for k in (3, 11, 101)}
+    for k, n in cases:
+        for name, w in (("uniform", [1.0] * k), ("random 0.05..1", random_kernels[k])):
+            start = time.perf_counter()
+            with erftheory.memory_limit("8GiB"):
+                got = profile(Kernel(w), n, method="float").normalized()
+                default = _float.WINDOW_HALF_WIDTH
+                _float.WINDOW_HALF_WIDTH = ALT_HALF_WIDTH
+                try:
+                    alt = profile(Kernel(w), n, method="float").normalized()
+                finally:
+                    _float.WINDOW_HALF_WIDTH = default
+            pts, outside, layouts = reference_points(got, alt, seed=k + n)
+            del alt
+            worst, worst_t, agree, edge, checked = 0.0, pts[0], mpmath.mpf(0), [], 0
+            for t in pts + outside:
+                lo_dps, hi_dps = (cauchy_coefficient(w, n, t, dps=d) for d in REFERENCE_DPS)
+                with mpmath.workdps(REFERENCE_DPS[1]):
+                    agree = max(agree, abs(lo_dps - hi_dps) / hi_dps)
+                    rel = float(abs(mpmath.mpf(float(got[t])) - hi_dps) / hi_dps)
+                if hi_dps < TINY:  # not a normal float64: outside the guarantee
+                    note = "" if t in outside else " (engine gave a normal value)"
+                    edge.append(f"t={t}: {mpmath.nstr(hi_dps, 3)}{note}")
+                    continue
+                checked += 1
+                if t in outside:
+                    failures.append(f"{name} k={k} n={n} t={t}: normal value missed")
+                if rel > worst:
+                    worst, worst_t = rel, t
+                if rel > REFERENCE_RTOL:
+                    failures.append(
+                        f"{name} k={k} n={n} t={t}: float {float(got[t])!r} vs reference "
+                        f"{mpmath.nstr(hi_dps, 20)} (rel {rel:.2e})"
+                    )
+            del got
+            rows.append(
+                f"| {name} | {k} | {n} | {checked} | {worst:.1e} | {worst_t} "
+                f"| {mpmath.nstr(agree, 2)} | {'; '.join(edge) or '–'} | {layouts:.1e} "
+                f"| {time.perf_counter() - start:.0f} |"
+            )
+    rows += ["", *(f"**above {REFERENCE_RTOL:g}**: {f}" for f in failures)] if failures else []
+    return rows
+
+
 PEAK_SNIPPET = """
 import sys, erftheory
 from erftheory import Kernel, profile
@@ -260,7 +368,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--write", action="store_true", help="write benchmarks/README.md")
-    ap.add_argument("--only", choices=["exact", "slow", "mpoly", "float", "peak"], default=None)
+    ap.add_argument(
+        "--only", choices=["exact", "slow", "mpoly", "float", "reference", "peak"], default=None
+    )
     args = ap.parse_args()
     erftheory.set_memory_limit("16GiB")
     sections = [
@@ -268,10 +378,11 @@ def main() -> None:
         ("Exact 1-D: sympy and a pure-Python loop (small n only)", slow_baseline_rows),
         ("Exact 2-D non-separable: erftheory vs `fmpz_mpoly`", mpoly_rows),
         ("Float: `float` engine vs the plain `scipy.fft` power (uniform kernels)", float_rows),
+        ("Float accuracy at the largest sizes: Cauchy-integral reference", reference_rows),
         ("Peak memory (largest cases, one process each)", peak_rows),
     ]
     text = [f"Machine: {machine()}", f"Mode: {'quick' if args.quick else 'full'}", ""]
-    keys = ["exact", "slow", "mpoly", "float", "peak"]
+    keys = ["exact", "slow", "mpoly", "float", "reference", "peak"]
     if args.only:
         sections = [sections[keys.index(args.only)]]
     for title, fn in sections:

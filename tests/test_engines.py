@@ -7,7 +7,9 @@ Tolerances, per engine and why:
   `erftheory._fft`): FFT rounding is absolute, relative to the largest value.
 - ``float``: relative ``FLOAT_RTOL = 1e-10`` on every value that is a normal float64, for
   nonnegative kernels (exponential tilting); kernels with negative weights fall back to
-  the FFT and are held to its absolute bound.
+  the FFT and are held to its absolute bound. Beyond the sizes where the exact engine is
+  cheap, single values are checked against `reference.cauchy_coefficient` (a Cauchy
+  integral by mpmath quadrature, accurate to about 1e-35: its error does not count).
 - ``arb``: the ball must contain the exact ratio and have radius at most
   ``10**-(dps - 5)`` of the value (or of the peak for values that are 0).
 """
@@ -18,10 +20,12 @@ import math
 from fractions import Fraction
 
 import flint
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import cauchy_coefficient
 
 import erftheory
 from erftheory import ERFTypeError, ERFValueError, Kernel, profile
@@ -130,6 +134,71 @@ def test_float_engine_relative_accuracy_goal(w, n):
     rel = np.abs(got[normal] - ref[normal]) / ref[normal]
     assert rel.max() <= FLOAT_RTOL
     assert np.all(got[ref == 0] == 0)
+
+
+REFERENCE_RTOL = 1e-30  # cauchy_coefficient at its default 40 digits (measured: about 1e-36)
+
+
+@pytest.mark.parametrize(
+    ("w", "n"),
+    [([1, 1, 1], 10_000), ([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5], 1_500), ([0, 1, 0, 3, 0, 2, 0], 300)],
+)
+def test_cauchy_reference_matches_exact(w, n):
+    """The reference itself, against exact integers: centre, both ends of the normal range,
+    just outside them, and the extreme indices (values far below float64's range)."""
+    p = profile(Kernel(w), n, method="exact")
+    ref = p.normalized()
+    idx = np.nonzero(ref >= TINY)[0]
+    last = len(ref) - 1
+    points = {int(np.argmax(ref)), int(idx[0]), int(idx[-1]), int(idx[0]) - 1, 0, 1, last, 2}
+    with mpmath.workdps(50):
+        scale = mpmath.mpf(sum(w)) ** n
+        for t in sorted(points):
+            exact = mpmath.mpf(p.coefficient(t)) / scale
+            got = cauchy_coefficient(w, n, t)
+            assert abs(got - exact) <= REFERENCE_RTOL * exact, (t, got, exact)
+
+
+BEYOND_EXACT_CASES = [
+    ([1.0] * 11, 100_000),
+    ([float(x) for x in np.random.default_rng(6).uniform(0.05, 1.0, 101)], 100_000),
+]
+
+
+@pytest.mark.parametrize(("w", "n"), BEYOND_EXACT_CASES, ids=["uniform-11", "random-101"])
+def test_float_engine_against_cauchy_reference(w, n):
+    """The goal's 1e-10 (FLOAT_RTOL) at a size where the exact engine is not cheap.
+
+    Points: the centre, the outermost normal values on each side (the hardest: largest
+    tilt) and the indices just outside them. Every point whose true value is a normal
+    float64 must be within FLOAT_RTOL; the outermost ones must be normal (so the tails
+    are really tested) and the ones just outside not (so the engine drops none).
+    """
+    got = profile(Kernel(w), n, method="float").normalized()
+    idx = np.nonzero(got >= TINY)[0]
+    lo, hi = int(idx[0]), int(idx[-1])
+    for t in (int(np.argmax(got)), lo, hi, lo - 1, hi + 1):
+        ref = cauchy_coefficient(w, n, t)
+        if t in (lo - 1, hi + 1):
+            assert ref < TINY, t
+            continue
+        assert ref >= TINY, t
+        assert abs(got[t] - ref) <= FLOAT_RTOL * ref, (t, got[t], ref)
+
+
+def test_float_engine_long_windows_regression():
+    """k = 101, n = 10**6: the case where 4-sigma windows gave 7.7e-10 (window edges).
+
+    The random kernel of benchmarks/run.py; t = 51410104 was the worst point, 51184355 and
+    51417974 the ends of the range where the old layout disagreed with another one.
+    """
+    rng = np.random.default_rng(6)
+    w = [rng.uniform(0.05, 1.0, k) for k in (3, 11, 101)][2].tolist()
+    with erftheory.memory_limit("6GiB"):
+        got = profile(Kernel(w), 10**6, method="float").normalized()
+    for t in (51410104, 51184355, 51417974):
+        ref = cauchy_coefficient(w, 10**6, t)
+        assert abs(got[t] - ref) <= FLOAT_RTOL * ref, (t, got[t], ref)
 
 
 def test_float_engine_15x15():
