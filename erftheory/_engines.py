@@ -162,11 +162,7 @@ def _exact_plan(kernel: Kernel, n: int) -> str:
         if kernel.domain != "float"
         else [__import__("fractions").Fraction(x) for x in kernel.flat]
     )
-    if (
-        _exact.is_uniform(ints)
-        and len(ints) >= _exact.UNIFORM_MIN_TAPS
-        and n >= _exact.UNIFORM_MIN_LAYERS
-    ):
+    if _exact.use_uniform_recurrence(ints, n):
         return "uniform taps: three-term recurrence on half the coefficients"
     return "fmpz_poly power; Miller's streaming recurrence if the power exceeds the memory limit"
 

@@ -30,6 +30,7 @@ __all__ = [
     "ratio_to_float",
     "stream_power_1d",
     "uniform_coefficient",
+    "use_uniform_recurrence",
 ]
 
 # Bytes per fmpz coefficient on top of its limbs: the fmpz slot (8), the mpz
@@ -228,9 +229,20 @@ Measured on 2 cores: at ``k = 3`` flint's power is as fast as the recurrence, fr
 """
 
 
-UNIFORM_MIN_LAYERS = 2000
-"""Below this many layers flint's power is at least as fast (measured): the recurrence's
-per-coefficient Python overhead only pays off once the coefficients are long."""
+UNIFORM_MIN_WORK = 30_000
+"""The recurrence is used when $n (k-1)^2$ reaches this (and $k \\ge$ `UNIFORM_MIN_TAPS`).
+
+flint's power costs grow with $k$ while the recurrence's per-coefficient cost does not,
+so the crossover moves to smaller $n$ as $k$ grows. Measured on 2 cores (best of 9):
+$k = 5$ crosses over near $n = 2500$, $k = 7$ near $n = 800$ (2.7× at $n = 1000$ for
+$k = 11$), $k = 15$ near $n = 100$, all close to $n (k-1)^2 \\approx 3\\cdot 10^4$.
+"""
+
+
+def use_uniform_recurrence(ints: Sequence[int], n: int) -> bool:
+    """True when the three-term recurrence beats flint's power for this kernel and depth."""
+    k = len(ints)
+    return is_uniform(ints) and k >= UNIFORM_MIN_TAPS and n * (k - 1) ** 2 >= UNIFORM_MIN_WORK
 
 
 def is_uniform(ints: Sequence[int]) -> bool:

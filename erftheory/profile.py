@@ -507,11 +507,7 @@ class _Exact1D:
     @property
     def uniform(self) -> bool:
         """Equal taps, k >= 4: the three-term recurrence beats flint's power."""
-        return (
-            _exact.is_uniform(self.ints)
-            and len(self.ints) >= _exact.UNIFORM_MIN_TAPS
-            and self.n >= _exact.UNIFORM_MIN_LAYERS
-        )
+        return _exact.use_uniform_recurrence(self.ints, self.n)
 
     def _uniform_value(self, t: int) -> int:
         return self.ints[0] ** self.n * _exact.uniform_coefficient(len(self.ints), self.n, t)
