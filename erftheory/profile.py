@@ -85,6 +85,13 @@ def profile(
     k = kernel if isinstance(kernel, Kernel) else Kernel(kernel)
     n = check_layers(layers)
     engine, reason = select(k, method, n)
+    if engine == "exact" and k.domain == "float":
+        # Floats are read as the dyadic rationals they are, so moments are exact too.
+        exact = [Fraction(x) for x in k.flat]
+        rows: Any = exact
+        if k.ndim == 2:
+            rows = [exact[i * k.shape[1] : (i + 1) * k.shape[1]] for i in range(k.shape[0])]
+        k = Kernel(rows, anchor=k.anchors)
     if dps is not None:
         if engine != "arb":
             raise ERFValueError(f"dps={dps!r} is only used by method='arb'; got method={method!r}")

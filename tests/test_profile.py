@@ -283,6 +283,13 @@ def test_float_engine_close_to_exact():
     assert pf.variance == pytest.approx(15.0, rel=1e-15)
 
 
+def test_exact_method_reads_floats_as_dyadic_rationals():
+    p = profile(Kernel([0.25, 0.5, 0.25]), 3, method="exact")
+    assert p.variance == Fraction(3, 2) and p.coefficients[3] == Fraction(5, 16)
+    q = profile(Kernel([[0.5, 0.25], [0.25, 0.5]]), 2, method="exact")
+    assert q.covariance[0][1] == Fraction(1, 6) and isinstance(q.coefficients[0][0], Fraction)
+
+
 def test_symbolic_engine():
     a, b = sympy.symbols("a b", positive=True)
     p = profile(Kernel([a, b, a]), 2)
