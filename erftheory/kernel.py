@@ -123,22 +123,26 @@ def _convert(x: Any) -> tuple[Any, str]:
     )
 
 
+def to_sympy(value: Any) -> Any:
+    """One weight (int, Fraction, float or sympy expression) as a sympy number, never parsed."""
+    import sympy
+
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, Fraction):
+        return sympy.Rational(value.numerator, value.denominator)
+    if isinstance(value, int):
+        return sympy.Integer(value)
+    if isinstance(value, float):
+        return sympy.Float(value)
+    raise ERFTypeError(f"{value!r} of type {type(value).__name__} is not a weight")
+
+
 def _cast(values: list[Any], domain: str) -> list[Any]:
     if domain == "float":
         return [float(v) for v in values]
     if domain == "symbolic":
-        import sympy
-
-        return [
-            sympy.Rational(v.numerator, v.denominator)
-            if isinstance(v, Fraction)
-            else sympy.Integer(v)
-            if isinstance(v, int)
-            else sympy.Float(v)
-            if isinstance(v, float)
-            else v
-            for v in values
-        ]
+        return [to_sympy(v) for v in values]
     return values
 
 

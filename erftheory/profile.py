@@ -28,7 +28,7 @@ from ._engines import DEFAULT_DPS, METHOD_NAMES, _ArbData, _FFTData, _TiltData, 
 from ._engines import tilt_applicable as _tilt_applicable
 from ._errors import ERFTypeError, ERFValueError
 from .gaussian import GaussianFit, fit_gaussian
-from .kernel import Kernel
+from .kernel import Kernel, to_sympy
 
 __all__ = ["Profile", "profile"]
 
@@ -189,9 +189,7 @@ class Profile:
             with np.errstate(over="ignore"):
                 return float(np.float64(t) ** self.layers)
         if self.method == "symbolic":
-            import sympy
-
-            return sympy.sympify(t) ** self.layers
+            return to_sympy(t) ** self.layers
         if isinstance(t, Fraction):
             return Fraction(
                 _checked_power(t.numerator, self.layers), _checked_power(t.denominator, self.layers)
@@ -732,16 +730,10 @@ class _SymbolicData:
     """Symbolic kernels: sympy polynomial powers (small n)."""
 
     def __init__(self, kernel: Kernel, n: int) -> None:
-        import sympy
 
         self.kernel = kernel
         self.n = n
-        self.weights = [
-            sympy.sympify(x)
-            if not isinstance(x, Fraction)
-            else sympy.Rational(x.numerator, x.denominator)
-            for x in kernel.flat
-        ]
+        self.weights = [to_sympy(x) for x in kernel.flat]
         self._coeffs: list[Any] | None = None
 
     def coefficients(self) -> list[Any]:
