@@ -23,7 +23,7 @@ import numpy as np
 from scipy import fft as sfft
 
 import erftheory
-from erftheory import Kernel, profile
+from erftheory import Kernel, _exact, profile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = np.finfo(float).tiny
@@ -130,11 +130,15 @@ def slow_baseline_rows(quick: bool) -> list[str]:
 
 def mpoly_rows(quick: bool) -> list[str]:
     rows = [
-        "| kernel | n | erftheory s | `fmpz_mpoly**n` s | mpoly / erftheory |",
-        "|---|---|---|---|---|",
+        "| kernel | n | erftheory route | erftheory s | `fmpz_mpoly**n` s | mpoly / erftheory |",
+        "|---|---|---|---|---|---|",
     ]
     rng = random.Random(2)
-    cases = [(3, 100), (5, 30)] if quick else [(3, 200), (3, 400), (5, 100), (9, 30)]
+    cases = (
+        [(3, 100), (5, 30)]
+        if quick
+        else [(3, 50), (3, 200), (3, 400), (5, 40), (5, 100), (9, 30), (9, 120), (15, 40)]
+    )
     ctx = flint.fmpz_mpoly_ctx.get(("x", "y"), "lex")
     for k, n in cases:
         w = [[rng.randint(1, 9) for _ in range(k)] for _ in range(k)]
@@ -144,7 +148,10 @@ def mpoly_rows(quick: bool) -> list[str]:
             lambda base=base, n=n: base**n,
             3,
         )
-        rows.append(f"| {k}×{k} random 1..9 | {n} | {te:.3f} | {tm:.3f} | {tm / te:.2f} |")
+        route = "kronecker" if n < _exact.KRONECKER_DEPTH_FACTOR * k * k else "mpoly"
+        rows.append(
+            f"| {k}×{k} random 1..9 | {n} | {route} | {te:.3f} | {tm:.3f} | {tm / te:.2f} |"
+        )
     return rows
 
 

@@ -46,7 +46,7 @@ ENGINES: dict[str, Engine] = {
             "exact",
             ("integer", "rational", "float"),
             "python-flint integers: fmpz_poly power, the uniform three-term recurrence, "
-            "fmpz_mpoly in 2-D; no error",
+            "fmpz_mpoly or Kronecker substitution in 2-D; no error",
         ),
         Engine(
             "fft",
@@ -156,6 +156,9 @@ def _exact_plan(kernel: Kernel, n: int) -> str:
     if kernel.ndim == 2:
         if kernel.domain != "float" and kernel.axis_kernels() is not None:
             return "separable 2-D: outer product of two 1-D powers"
+        k1, k2 = kernel.shape
+        if n < _exact.KRONECKER_DEPTH_FACTOR * k1 * k2:
+            return "non-separable 2-D: Kronecker substitution into one fmpz_poly power"
         return "non-separable 2-D: fmpz_mpoly power"
     ints, _ = _exact.integer_form(
         [x for x in kernel.flat]

@@ -18,14 +18,13 @@ import flint
 import numpy as np
 
 __all__ = [
+    "Power2D",
     "UniformPower",
     "integer_form",
     "is_uniform",
     "log_abs",
     "poly_bytes_1d",
     "power_1d",
-    "power_2d",
-    "power_2d_mpoly",
     "python_bytes",
     "ratio_to_float",
     "stream_power_1d",
@@ -187,39 +186,6 @@ class ratio_to_float:
         return c / self.den
 
 
-def power_2d(rows: Sequence[Sequence[int]], n: int) -> list[list[Any]]:
-    """All coefficients of $V(x, y)^n$ for a non-separable integer 2-D kernel.
-
-    Small kernels use flint's sparse ``fmpz_mpoly`` power; large ones Kronecker
-    substitution $x \\mapsto z^{M}$ into one ``fmpz_poly`` (FFT-based products).
-    Returns a dense grid of fmpz values.
-    """
-    k1, k2 = len(rows), len(rows[0])
-    L1, L2 = n * (k1 - 1) + 1, n * (k2 - 1) + 1
-    grid: list[list[Any]] = [[0] * L2 for _ in range(L1)]
-    if k1 * k2 <= 64:
-        ctx = flint.fmpz_mpoly_ctx.get(("x", "y"), "lex")
-        base = ctx.from_dict(
-            {(i, j): rows[i][j] for i in range(k1) for j in range(k2) if rows[i][j]}
-        )
-        result = base**n
-        for (i, j), c in zip(result.monoms(), result.coeffs(), strict=True):
-            grid[i][j] = c
-        return grid
-    packed = [0] * ((k1 - 1) * L2 + k2)
-    for i in range(k1):
-        for j in range(k2):
-            packed[i * L2 + j] = rows[i][j]
-    result_1d = flint.fmpz_poly(packed) ** n
-    deg = result_1d.degree()
-    for i in range(L1):
-        for j in range(L2):
-            idx = i * L2 + j
-            if idx <= deg:
-                grid[i][j] = result_1d[idx]
-    return grid
-
-
 # ---------------------------------------------------------------- uniform kernels
 UNIFORM_MIN_TAPS = 4
 """Uniform kernels with at least this many taps use the three-term recurrence.
@@ -341,16 +307,66 @@ def uniform_coefficient(k: int, n: int, t: int) -> int:
     return int(total)
 
 
-def power_2d_mpoly(rows: Sequence[Sequence[int]], n: int) -> Any:
-    """$V(x, y)^n$ as a python-flint ``fmpz_mpoly`` (sparse power; the caller checks size).
+KRONECKER_DEPTH_FACTOR = 2
+"""Non-separable 2-D powers use Kronecker substitution when $n < 2 k_1 k_2$, else fmpz_mpoly.
 
-    Measured faster than Kronecker substitution into ``fmpz_poly`` for every kernel
-    size tried (3×3 to 9×9), so it is used for all non-separable exact kernels.
+Measured on 2 cores (best of 3; time of Kronecker ÷ time of ``fmpz_mpoly``): 3×3 at
+n = 100, 200, 400: 2.1, 4.9, 9.2; 5×5 at n = 40, 60, 100: 0.55, 0.91, 1.5; 7×7 at n = 50, 80:
+0.82, 0.97; 9×9 at n = 20, 60, 120: 0.12, 0.43, 0.83; 15×15 at n = 10, 40, 80: 0.04, 0.11,
+0.22. The sparse power costs about (terms of the result) × (terms of the kernel), the packed
+one about a squaring of $n^2 k^2$ coefficients of $n$-fold size, so the crossover sits near
+$n \\approx 2 k_1 k_2$.
+"""
+
+
+class Power2D:
+    r"""$V(x, y)^n$ for a non-separable integer 2-D kernel, by the faster flint route.
+
+    Either python-flint's sparse ``fmpz_mpoly`` power, or Kronecker substitution
+    $x \\mapsto z^{L_2}$ ($L_2 = n(k_2 - 1) + 1$, so no two monomials collide) into one
+    ``fmpz_poly`` power; see `KRONECKER_DEPTH_FACTOR`. The caller checks the size first.
+
+    Attributes:
+        method: ``"kronecker"`` or ``"mpoly"``.
     """
-    k1, k2 = len(rows), len(rows[0])
-    ctx = flint.fmpz_mpoly_ctx.get(("x", "y"), "lex")
-    base = ctx.from_dict({(i, j): rows[i][j] for i in range(k1) for j in range(k2) if rows[i][j]})
-    return base**n
+
+    __slots__ = ("_mpoly", "_poly", "_width", "method")
+
+    def __init__(self, rows: Sequence[Sequence[int]], n: int) -> None:
+        k1, k2 = len(rows), len(rows[0])
+        self._width = n * (k2 - 1) + 1
+        self._poly: Any = None
+        self._mpoly: Any = None
+        if n < KRONECKER_DEPTH_FACTOR * k1 * k2:
+            self.method = "kronecker"
+            packed = [0] * ((k1 - 1) * self._width + k2)
+            for i in range(k1):
+                for j in range(k2):
+                    packed[i * self._width + j] = rows[i][j]
+            self._poly = flint.fmpz_poly(packed) ** n
+        else:
+            self.method = "mpoly"
+            ctx = flint.fmpz_mpoly_ctx.get(("x", "y"), "lex")
+            base = ctx.from_dict(
+                {(i, j): rows[i][j] for i in range(k1) for j in range(k2) if rows[i][j]}
+            )
+            self._mpoly = base**n
+
+    def terms(self) -> Iterator[tuple[tuple[int, int], Any]]:
+        """The non-zero coefficients as ``((row, column), fmpz)``."""
+        if self._mpoly is not None:
+            yield from zip(self._mpoly.monoms(), self._mpoly.coeffs(), strict=True)
+            return
+        p, width = self._poly, self._width
+        for idx in range(p.degree() + 1):
+            c = p[idx]
+            if c != 0:
+                yield divmod(idx, width), c
+
+    def __getitem__(self, index: tuple[int, int]) -> Any:
+        if self._mpoly is not None:
+            return self._mpoly[index]
+        return self._poly[index[0] * self._width + index[1]]
 
 
 def log_abs(c: Any) -> float:

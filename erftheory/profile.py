@@ -436,6 +436,14 @@ def _checked_power(base: int, n: int) -> int:
     return base**n
 
 
+def _exact_value(c: Any, den: int, scale: int) -> Any:
+    """A coefficient ``c / scale`` of an integer-form kernel with denominator ``den``."""
+    if den == 1:
+        return int(c)
+    f = Fraction(int(c), scale)
+    return int(f) if f.denominator == 1 else f
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, (tuple, list)):
         return [_jsonable(v) for v in x]
@@ -538,15 +546,13 @@ class _Exact1D:
             out[t] = _exact.log_abs(c) - log_total if c != 0 else -math.inf
         return out
 
-    @property
+    @cached_property
     def scale(self) -> int:
-        return self.den**self.n
+        """$D^n$: the common denominator of the coefficients."""
+        return _checked_power(self.den, self.n)
 
     def _value(self, c: Any) -> Any:
-        if self.den == 1:
-            return int(c)
-        f = Fraction(int(c), self.scale)
-        return int(f) if f.denominator == 1 else f
+        return _exact_value(c, self.den, self.scale if self.den != 1 else 1)
 
     def coefficients(self) -> list[Any]:
         _config.check_size(
@@ -645,7 +651,7 @@ class _ExactSeparable:
 
 
 class _Exact2D:
-    """A non-separable 2-D exact kernel (fmpz_mpoly or Kronecker substitution)."""
+    """A non-separable 2-D exact kernel (`erftheory._exact.Power2D`: Kronecker or mpoly)."""
 
     def __init__(self, flat: list[Any], shape: tuple[int, ...], n: int) -> None:
         ints, self.den = _exact.integer_form(flat)
@@ -654,30 +660,28 @@ class _Exact2D:
         self.n = n
         self.shape = (n * (k1 - 1) + 1, n * (k2 - 1) + 1)
         self._grid: list[list[Any]] | None = None
-        self._mpoly: Any = None
+        self._power: Any = None
 
-    def mpoly(self) -> Any:
-        """The power as an ``fmpz_mpoly`` (computed once; no dense grid yet)."""
-        if self._mpoly is None:
+    def power(self) -> Any:
+        """The power as an `erftheory._exact.Power2D` (computed once; no dense grid yet)."""
+        if self._power is None:
             _config.check_size(
                 _exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT
             )
-            self._mpoly = _exact.power_2d_mpoly(self.rows, self.n)
-        return self._mpoly
+            self._power = _exact.Power2D(self.rows, self.n)
+        return self._power
 
     def compute(self) -> None:
-        self.mpoly()
+        self.power()
 
     def log_normalized(self) -> np.ndarray:
-        total = sum(sum(r) for r in self.rows)
-        if total == 0:
+        if sum(sum(r) for r in self.rows) == 0:
             raise ERFValueError(
                 "the kernel's weights sum to zero; the profile cannot be normalised"
             )
-        lt = _exact.log_abs(_checked_power(total, self.n))
+        lt = _exact.log_abs(self.total_int())
         out = np.full(self.shape, -math.inf)
-        p = self.mpoly()
-        for (i, j), c in zip(p.monoms(), p.coeffs(), strict=True):
+        for (i, j), c in self.power().terms():
             out[i, j] = _exact.log_abs(c) - lt
         return out
 
@@ -692,18 +696,19 @@ class _Exact2D:
             _config.check_size(
                 _exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT
             )
-            p = self.mpoly()
             grid: list[list[Any]] = [[0] * self.shape[1] for _ in range(self.shape[0])]
-            for (i, j), c in zip(p.monoms(), p.coeffs(), strict=True):
+            for (i, j), c in self.power().terms():
                 grid[i][j] = c
             self._grid = grid
         return self._grid
 
+    @cached_property
+    def scale(self) -> int:
+        """$D^n$: the common denominator of the coefficients."""
+        return _checked_power(self.den, self.n)
+
     def _value(self, c: Any) -> Any:
-        if self.den == 1:
-            return int(c)
-        f = Fraction(int(c), self.den**self.n)
-        return int(f) if f.denominator == 1 else f
+        return _exact_value(c, self.den, self.scale if self.den != 1 else 1)
 
     def coefficients(self) -> list[list[Any]]:
         _config.check_size(
@@ -713,7 +718,7 @@ class _Exact2D:
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
         if self._grid is None:
-            return self._value(self.mpoly()[(index[0], index[1])])
+            return self._value(self.power()[(index[0], index[1])])
         return self._value(self._grid[index[0]][index[1]])
 
     def normalized(self) -> np.ndarray:
@@ -722,8 +727,11 @@ class _Exact2D:
                 "the kernel's weights sum to zero; the profile cannot be normalised"
             )
         grid = self.grid()
-        conv = _exact.ratio_to_float(sum(sum(r) for r in self.rows) ** self.n)
+        conv = _exact.ratio_to_float(self.total_int())
         return np.array([[conv(c) for c in row] for row in grid], dtype=float)
+
+    def total_int(self) -> int:
+        return _checked_power(sum(sum(r) for r in self.rows), self.n)
 
 
 class _SymbolicData:

@@ -248,10 +248,13 @@ def test_uniform_recurrence_and_closed_form_match_flint():
             assert p.compute().coefficients == [3**n * int(c) for c in ref.coeffs()]
 
 
-def test_nonseparable_2d_uses_mpoly_lazily():
-    p = profile(Kernel([[1, 2, 0], [0, 1, 3]]), 7)
+def test_nonseparable_2d_route_is_reported_and_lazy():
+    p = profile(Kernel([[1, 2, 0], [0, 1, 3]]), 7)  # n < 2 k1 k2 = 12
     assert p.coefficient(3, 5) == p.coefficients[3][5]
-    assert "fmpz_mpoly" in p.engine_reason
+    assert "Kronecker" in p.engine_reason
+    q = profile(Kernel([[1, 2, 0], [0, 1, 3]]), 12)
+    assert q.coefficient(3, 5) == q.coefficients[3][5]
+    assert "fmpz_mpoly" in q.engine_reason
 
 
 # ---------------------------------------------------------------- selection and errors

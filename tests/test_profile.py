@@ -143,6 +143,27 @@ def test_2d_large_kernel_uses_kronecker_and_agrees():
     assert profile(Kernel(w), 2).coefficients == power2d_by_convolution(w, 2)
 
 
+@pytest.mark.parametrize(
+    ("w", "n"),
+    [
+        ([[1, 2], [3, 5]], 12),
+        ([[2, 0, 1], [1, 3, 0]], 14),
+        ([[1, 2], [3, 5]], 3),
+        ([[2, 0, 1], [1, 3, 0]], 5),
+    ],
+)
+def test_2d_both_flint_routes_match_brute_force(w, n):
+    from erftheory._exact import Power2D
+
+    power = Power2D(w, n)
+    assert power.method == ("kronecker" if n < 2 * len(w) * len(w[0]) else "mpoly")
+    expected = power2d_by_convolution(w, n)
+    assert profile(Kernel(w), n).coefficients == expected
+    got = {ij: int(c) for ij, c in power.terms()}
+    assert got == {(i, j): v for i, r in enumerate(expected) for j, v in enumerate(r) if v}
+    assert profile(Kernel(w), n).coefficient(1, 2) == expected[1][2]
+
+
 def test_2d_moments_match_coefficients():
     k = Kernel([[1, 2, 0], [3, 1, 1]], anchor=(1, 0))
     p = profile(k, 3)
