@@ -2,7 +2,7 @@
 test:
 	python -m pytest -q
 lint:
-	ruff check . && ruff format --check erftheory
+	ruff check . && ruff format --check erftheory && mypy
 format:
 	ruff format erftheory tests
 bench:

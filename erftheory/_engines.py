@@ -179,6 +179,9 @@ class _ArrayData:
     shape: tuple[int, ...]
     abs_error_bound: float | None = None
 
+    def normalized(self) -> np.ndarray:  # pragma: no cover - every engine defines it
+        raise NotImplementedError
+
     def _check(self, factor: float = 3.0) -> None:
         _config.check_size(
             factor * 8.0 * math.prod(self.shape), "the float profile", "use fewer layers"
@@ -296,7 +299,7 @@ class _ArbData(_ArrayData):
             if self.kernel.is_exact:
                 ints, _ = _exact.integer_form(list(self.kernel.flat))
                 flat: list[Any] = ints
-                total = sum(ints)
+                total: float = sum(ints)
             else:
                 flat = [float(x) for x in self.kernel.flat]
                 total = math.fsum(flat)

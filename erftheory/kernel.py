@@ -176,6 +176,10 @@ class Kernel:
     """
 
     __slots__ = ("_anchor", "_domain", "_flat", "_shape")
+    _anchor: tuple[int, ...]
+    _domain: str
+    _flat: tuple[Any, ...]
+    _shape: tuple[int, ...]
 
     def __init__(self, weights: Any, anchor: int | Sequence[int] | None = None) -> None:
         if isinstance(weights, Kernel):
@@ -205,9 +209,9 @@ class Kernel:
             rows = [items]
             ndim = 1
         elif not any(_is_scalar(x) for x in items):
-            rows = [list(r) if not isinstance(r, (str, bytes)) else None for r in items]
-            if any(r is None for r in rows):
+            if any(isinstance(r, (str, bytes)) for r in items):
                 raise ERFTypeError("a 2-D kernel's rows must be sequences of weights")
+            rows = [list(r) for r in items]
             ndim = 2
             width = len(rows[0])  # type: ignore[arg-type]
             if width == 0:
@@ -282,6 +286,8 @@ class Kernel:
         if isinstance(size, int) and not isinstance(size, bool):
             _check_positive(size, "size")
             return cls([1] * size)
+        if isinstance(size, bool):
+            raise ERFValueError(f"size must be an int or a pair, got {size!r}")
         dims = tuple(size)
         if len(dims) != 2:
             raise ERFValueError(f"size must be an int or a pair, got {size!r}")

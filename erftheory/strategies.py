@@ -90,10 +90,10 @@ def kernels(
             if sum(flat) == 0:
                 flat[0] += 1
     w = flat if ndim == 1 else [flat[i * shape[1] : (i + 1) * shape[1]] for i in range(shape[0])]
-    anchor = None
+    anchor: int | tuple[int, ...] | None = None
     if random_anchor:
-        anchor = tuple(draw(st.integers(0, k - 1)) for k in shape)
-        anchor = anchor[0] if ndim == 1 else anchor
+        drawn = tuple(draw(st.integers(0, k - 1)) for k in shape)
+        anchor = drawn[0] if ndim == 1 else drawn
     return Kernel(w, anchor=anchor)
 
 
