@@ -23,7 +23,7 @@ __all__ = [
     "integer_form",
     "is_uniform",
     "log_abs",
-    "poly_bytes_1d",
+    "poly_bytes",
     "power_1d",
     "python_bytes",
     "ratio_to_float",
@@ -108,9 +108,8 @@ def bytes_lower_bound(kernel_size: int, n: int) -> float:
     return 8.0 * (n * (kernel_size - 1) + 1)
 
 
-def poly_bytes_1d(ints: Sequence[int], n: int) -> float:
-    """Upper bound on the bytes of the fmpz_poly holding ``V^n``."""
-    bits, length = coefficient_bits_bound(ints, n)
+def poly_bytes(bits: float, length: int) -> float:
+    """Upper bound on the bytes of an fmpz_poly of ``length`` coefficients, ``bits`` in all."""
     return bits / 8 + _FMPZ_OVERHEAD * length
 
 

@@ -40,7 +40,8 @@ def extended_binomial(n: int, k: int) -> list[int]:
     ints = [1] * k
     bits, length = _exact.coefficient_bits_bound(ints, n)
     _config.check_size(
-        _exact.POW_PEAK_FACTOR * (bits / 8 + 48 * length) + _exact.python_bytes(bits, length),
+        _exact.POW_PEAK_FACTOR * _exact.poly_bytes(bits, length)
+        + _exact.python_bytes(bits, length),
         "the exact coefficients",
         "use erftheory.profile(..., method='float') or raise erftheory.set_memory_limit()",
     )

@@ -496,7 +496,7 @@ class _Exact1D:
 
     @property
     def poly_bytes(self) -> float:
-        return self.bits / 8 + 48 * self.length
+        return _exact.poly_bytes(self.bits, self.length)
 
     def poly(self) -> Any:
         if self._poly is None:
