@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _config, _exact
+from . import _config, _exact, measures
 from ._errors import ERFTypeError, ERFValueError
 from .kernel import Kernel
 
@@ -170,14 +170,25 @@ def _exact_plan(kernel: Kernel, n: int) -> str:
     return "fmpz_poly power; Miller's streaming recurrence if the power exceeds the memory limit"
 
 
+def require_nonzero_sum(total: Any, weights: Any = None) -> None:
+    """Raise the one error for normalising a kernel whose weights sum to zero."""
+    if total == 0:
+        shown = f" ({weights})" if weights is not None else ""
+        raise ERFValueError(
+            f"the kernel's weights sum to zero{shown}; the profile cannot be normalised"
+        )
+
+
 # ---------------------------------------------------------------- float-valued engines
 class _ArrayData:
     """Shared parts of the float-valued engines (normalised values first)."""
 
-    kernel: Kernel
-    n: int
-    shape: tuple[int, ...]
     abs_error_bound: float | None = None
+
+    def __init__(self, kernel: Kernel, n: int) -> None:
+        self.kernel, self.n = kernel, n
+        self.shape = measures.rf_size(kernel.shape, n)
+        self._values: np.ndarray | None = None
 
     def normalized(self) -> np.ndarray:  # pragma: no cover - every engine defines it
         raise NotImplementedError
@@ -186,9 +197,6 @@ class _ArrayData:
         _config.check_size(
             factor * 8.0 * math.prod(self.shape), "the float profile", "use fewer layers"
         )
-
-    def _total(self) -> float:
-        return float(_float_rows(self.kernel).sum())
 
     def coefficients(self) -> list[Any]:
         return self.coefficients_array().tolist()
@@ -224,20 +232,12 @@ class _ArrayData:
 class _TiltData(_ArrayData):
     """The accurate ``float`` engine (exponential tilting, `erftheory._float`)."""
 
-    def __init__(self, kernel: Kernel, n: int) -> None:
-        self.kernel, self.n = kernel, n
-        self.shape = tuple(n * (s - 1) + 1 for s in kernel.shape)
-        self._values: np.ndarray | None = None
-
     def _run(self, log: bool) -> np.ndarray:
         from ._float import tilted_power_1d, tilted_power_2d
 
         self._check(3.0)
         w = _float_rows(self.kernel)
-        if w.sum() == 0:
-            raise ERFValueError(
-                "the kernel's weights sum to zero; the profile cannot be normalised"
-            )
+        require_nonzero_sum(w.sum())
         if w.ndim == 1:
             return tilted_power_1d(w, self.n, log=log)
         pair = _exact_outer(w)
@@ -260,21 +260,13 @@ class _TiltData(_ArrayData):
 class _FFTData(_ArrayData):
     """The plain ``fft`` engine (`erftheory._fft`)."""
 
-    def __init__(self, kernel: Kernel, n: int) -> None:
-        self.kernel, self.n = kernel, n
-        self.shape = tuple(n * (s - 1) + 1 for s in kernel.shape)
-        self._values: np.ndarray | None = None
-
     def normalized(self) -> np.ndarray:
         if self._values is None:
             from ._fft import fft_power
 
             self._check(5.0)
             w = _float_rows(self.kernel)
-            if w.sum() == 0:
-                raise ERFValueError(
-                    "the kernel's weights sum to zero; the profile cannot be normalised"
-                )
+            require_nonzero_sum(w.sum())
             self._values, self.abs_error_bound = fft_power(w, self.n)
         return self._values.copy()
 
@@ -287,10 +279,9 @@ class _ArbData(_ArrayData):
     """The ``arb`` engine: balls at ``dps`` digits (`erftheory._arb`)."""
 
     def __init__(self, kernel: Kernel, n: int, dps: int) -> None:
-        self.kernel, self.n, self.dps = kernel, n, dps
-        self.shape = tuple(n * (s - 1) + 1 for s in kernel.shape)
+        super().__init__(kernel, n)
+        self.dps = dps
         self._balls: list[list[Any]] | None = None
-        self._values: np.ndarray | None = None
 
     def balls(self) -> list[list[Any]]:
         if self._balls is None:
@@ -303,10 +294,7 @@ class _ArbData(_ArrayData):
             else:
                 flat = [float(x) for x in self.kernel.flat]
                 total = math.fsum(flat)
-            if total == 0:
-                raise ERFValueError(
-                    "the kernel's weights sum to zero; the profile cannot be normalised"
-                )
+            require_nonzero_sum(total)
             count = math.prod(self.shape)
             _config.check_size(
                 4.0 * count * (prec_for_dps(self.dps) / 4 + 96),

@@ -24,7 +24,15 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _config, _exact, measures
-from ._engines import DEFAULT_DPS, METHOD_NAMES, _ArbData, _FFTData, _TiltData, select
+from ._engines import (
+    DEFAULT_DPS,
+    METHOD_NAMES,
+    _ArbData,
+    _FFTData,
+    _TiltData,
+    require_nonzero_sum,
+    select,
+)
 from ._engines import tilt_applicable as _tilt_applicable
 from ._errors import ERFTypeError, ERFValueError
 from .gaussian import GaussianFit, fit_gaussian
@@ -529,11 +537,8 @@ class _Exact1D:
         self.poly()
 
     def log_normalized(self) -> np.ndarray:
+        require_nonzero_sum(sum(self.ints))
         total = self.total_int()
-        if total == 0:
-            raise ERFValueError(
-                "the kernel's weights sum to zero; the profile cannot be normalised"
-            )
         _config.check_size(8.0 * self.length, "the log-profile", "use fewer layers")
         out = np.empty(self.length)
         try:
@@ -585,10 +590,7 @@ class _Exact1D:
         return _checked_power(sum(self.ints), self.n)
 
     def normalized(self) -> np.ndarray:
-        if sum(self.ints) == 0:
-            raise ERFValueError(
-                f"the kernel's weights sum to zero ({self.ints}); the profile cannot be normalised"
-            )
+        require_nonzero_sum(sum(self.ints), self.ints)
         _config.check_size(8.0 * self.length, "the normalised profile", "use fewer layers")
         out = np.empty(self.length)
         limit = _config.get_memory_limit()
@@ -675,10 +677,7 @@ class _Exact2D:
         self.power()
 
     def log_normalized(self) -> np.ndarray:
-        if sum(sum(r) for r in self.rows) == 0:
-            raise ERFValueError(
-                "the kernel's weights sum to zero; the profile cannot be normalised"
-            )
+        require_nonzero_sum(sum(sum(r) for r in self.rows))
         lt = _exact.log_abs(self.total_int())
         out = np.full(self.shape, -math.inf)
         for (i, j), c in self.power().terms():
@@ -722,10 +721,7 @@ class _Exact2D:
         return self._value(self._grid[index[0]][index[1]])
 
     def normalized(self) -> np.ndarray:
-        if sum(sum(r) for r in self.rows) == 0:
-            raise ERFValueError(
-                "the kernel's weights sum to zero; the profile cannot be normalised"
-            )
+        require_nonzero_sum(sum(sum(r) for r in self.rows))
         grid = self.grid()
         conv = _exact.ratio_to_float(self.total_int())
         return np.array([[conv(c) for c in row] for row in grid], dtype=float)
