@@ -660,7 +660,7 @@ class _Exact2D:
         k1, k2 = shape
         self.rows = [ints[i * k2 : (i + 1) * k2] for i in range(k1)]
         self.n = n
-        self.shape = (n * (k1 - 1) + 1, n * (k2 - 1) + 1)
+        self.shape = measures.rf_size(shape, n)
         self._grid: list[list[Any]] | None = None
         self._power: Any = None
 
