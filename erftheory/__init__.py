@@ -15,15 +15,48 @@ from ._errors import ERFTypeError, ERFValueError, SizeLimitError
 from .binomial import extended_binomial, extended_binomial_coefficient
 from .gaussian import GaussianFit
 from .kernel import Kernel
+from .layers import (
+    Activation,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    MaxPool,
+    Parallel,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Tanh,
+)
+from .network import LayerRow, Network, NetworkProfile, ReceptiveField
 from .profile import Profile, profile
 
 __all__ = [
+    "Activation",
+    "AvgPool",
+    "BatchNorm",
+    "Conv",
+    "Dropout",
     "ERFTypeError",
     "ERFValueError",
     "GaussianFit",
+    "Identity",
     "Kernel",
+    "LayerRow",
+    "LeakyReLU",
+    "MaxPool",
+    "Network",
+    "NetworkProfile",
+    "Parallel",
     "Profile",
+    "ReLU",
+    "ReceptiveField",
+    "Residual",
+    "Sigmoid",
     "SizeLimitError",
+    "Tanh",
     "__version__",
     "extended_binomial",
     "extended_binomial_coefficient",

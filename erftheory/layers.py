@@ -1,0 +1,646 @@
+r"""Layers of the network algebra (Sections 2.4 and 2.5).
+
+Every layer here has a backward pass that is linear in the gradient, or an effect on
+the expected squared gradient that is a known factor, so the ERF of a stack of them
+is a product and sum of kernel polynomials (see `erftheory.network`).
+
+Each layer answers two questions, one for each kind of ERF:
+
+- ``kind="gradient"``: the deterministic gradient of a network with *fixed* weights
+  (Section 2.1): a convolution contributes its weights $w(m)$, an activation the mean
+  slope $\mathbb E[\sigma'(x)]$.
+- ``kind="expected_square"``: the expected squared gradient of a network whose
+  convolutions have zero-mean random weights with per-tap variances $v(m)$ (Sections
+  2.2 and 2.4, Eq. 8): a convolution contributes $v(m)$, an activation the factor
+  $\mathbb E[\sigma'(x)^2]$.
+
+Sizes, strides, dilations and paddings are an int (every axis) or a tuple (one per
+axis). A layer given only ints takes its dimension from the rest of the network.
+
+Example:
+    >>> from erftheory import Kernel
+    >>> from erftheory.layers import Conv, AvgPool, ReLU
+    >>> Conv(Kernel([1, 2, 1]), stride=2)
+    Conv(Kernel([1, 2, 1]), stride=2)
+    >>> ReLU().factor("gradient"), ReLU().factor("expected_square")
+    (Fraction(1, 2), Fraction(1, 2))
+    >>> AvgPool(2).kernel("gradient", 1).weights
+    (Fraction(1, 2), Fraction(1, 2))
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from functools import cache
+from typing import Any, Literal
+
+from ._errors import ERFTypeError, ERFValueError
+from .kernel import Kernel
+
+__all__ = [
+    "Activation",
+    "AvgPool",
+    "BatchNorm",
+    "Conv",
+    "Dropout",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool",
+    "Parallel",
+    "ReLU",
+    "Residual",
+    "Sigmoid",
+    "Tanh",
+]
+
+Kind = Literal["gradient", "expected_square"]
+KINDS: tuple[str, ...] = ("gradient", "expected_square")
+Padding = Literal["same", "valid"] | int | Sequence[int]
+
+
+def check_kind(kind: Any) -> str:
+    """Validate an ERF kind: ``"gradient"`` or ``"expected_square"``."""
+    if kind not in KINDS:
+        raise ERFValueError(f"kind must be 'gradient' or 'expected_square', got {kind!r}")
+    return str(kind)
+
+
+def _axes(value: Any, name: str, minimum: int) -> tuple[int, ...]:
+    """An int or a tuple of ints, each at least ``minimum``, as a tuple."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        values: tuple[Any, ...] = (int(value),)
+    elif isinstance(value, (tuple, list)) and value:
+        values = tuple(value)
+    else:
+        raise ERFTypeError(
+            f"{name} must be an int or a tuple of ints (one per axis), got {value!r}"
+        )
+    if len(values) > 2:
+        raise ERFValueError(f"{name} {value!r} has {len(values)} axes; layers are 1-D or 2-D")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ERFTypeError(f"{name} must hold ints, got {value!r}")
+        if v < minimum:
+            raise ERFValueError(f"{name} must be at least {minimum} on every axis, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _spread(values: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
+    if len(values) == ndim:
+        return values
+    if len(values) == 1:
+        return values * ndim
+    raise ERFValueError(f"{name} {values!r} has {len(values)} axes but the network is {ndim}-D")
+
+
+def _fraction(value: Any, name: str, low: float, high: float, closed_high: bool) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+        raise ERFTypeError(f"{name} must be a real number, got {value!r}")
+    if isinstance(value, str):
+        from .kernel import parse_weight
+
+        f = Fraction(parse_weight(value))
+    else:
+        if not math.isfinite(float(value)):
+            raise ERFValueError(f"{name} must be finite, got {value!r}")
+        f = Fraction(value)  # type: ignore[call-overload]
+    ok = low <= f and (f <= high if closed_high else f < high)
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise ERFValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+    return f
+
+
+class Layer:
+    """Base class of the layers of a `erftheory.network.Network`.
+
+    Subclasses are either *spatial* (a kernel with stride, dilation and padding),
+    *scalar* (a factor, shape unchanged) or *blocks* of branches.
+    """
+
+    name: str = "layer"
+
+    @property
+    def fixed_ndim(self) -> int | None:
+        """The dimension this layer fixes (from a kernel or per-axis tuples), or None."""
+        return None
+
+    def describe(self) -> str:
+        """A short label for tables."""
+        return repr(self)
+
+
+class _Spatial(Layer):
+    """A layer with a kernel: output $i$ reads input $s\\,i - p + d\\,m$ for taps $m$."""
+
+    random = False  # its taps carry zero-mean random weights in "expected_square"
+
+    def __init__(self, size: Any, stride: Any, dilation: Any, padding: Any) -> None:
+        self._size = _axes(size, "size", 1)
+        self._stride = _axes(stride, "stride", 1)
+        self._dilation = _axes(dilation, "dilation", 1)
+        if padding in ("same", "valid"):
+            self._padding: Any = padding
+        elif isinstance(padding, str):
+            raise ERFValueError(
+                f"padding must be 'same', 'valid', an int or a tuple of ints, got {padding!r}"
+            )
+        else:
+            self._padding = _axes(padding, "padding", 0)
+
+    @property
+    def fixed_ndim(self) -> int | None:
+        lens = {len(t) for t in (self._size, self._stride, self._dilation) if len(t) > 1}
+        if not isinstance(self._padding, str) and len(self._padding) > 1:
+            lens.add(len(self._padding))
+        if len(lens) > 1:
+            raise ERFValueError(f"{self!r} mixes per-axis tuples of different lengths")
+        return lens.pop() if lens else None
+
+    def size(self, ndim: int) -> tuple[int, ...]:
+        """Kernel taps per axis."""
+        return _spread(self._size, ndim, "size")
+
+    def stride(self, ndim: int) -> tuple[int, ...]:
+        """Stride per axis."""
+        return _spread(self._stride, ndim, "stride")
+
+    def dilation(self, ndim: int) -> tuple[int, ...]:
+        """Dilation per axis."""
+        return _spread(self._dilation, ndim, "dilation")
+
+    def padding(self, ndim: int) -> tuple[int, ...]:
+        """Zeros added before the first input pixel, per axis (PyTorch's ``padding``)."""
+        if self._padding == "valid":
+            return (0,) * ndim
+        if self._padding == "same":
+            k = self.kernel("gradient", ndim)
+            dil = self.dilation(ndim)
+            if k.anchors == tuple((s - 1) // 2 for s in k.shape):  # PyTorch's rule
+                return tuple(d * (s - 1) // 2 for d, s in zip(dil, k.shape, strict=True))
+            return tuple(d * a for d, a in zip(dil, k.anchors, strict=True))
+        return _spread(self._padding, ndim, "padding")
+
+    def extent(self, ndim: int) -> tuple[int, ...]:
+        """Pixels spanned by one output unit: $d(k-1)+1$ per axis."""
+        return tuple(
+            d * (k - 1) + 1 for d, k in zip(self.dilation(ndim), self.size(ndim), strict=True)
+        )
+
+    def kernel(self, kind: str, ndim: int) -> Kernel:
+        """The kernel of this layer for ``kind`` (weights or per-tap variances)."""
+        raise NotImplementedError
+
+    def _options(self) -> str:
+        out = ""
+        if self._stride != (1,):
+            out += f", stride={_show(self._stride)}"
+        if self._dilation != (1,):
+            out += f", dilation={_show(self._dilation)}"
+        return out
+
+
+def _show(t: Any) -> str:
+    if isinstance(t, str):
+        return repr(t)
+    return str(t[0]) if len(t) == 1 else str(t)
+
+
+def _uniform(size: tuple[int, ...], value: Any) -> Kernel:
+    if len(size) == 1:
+        return Kernel([value] * size[0])
+    return Kernel([[value] * size[1] for _ in range(size[0])])
+
+
+class Conv(_Spatial):
+    r"""A convolution (cross-correlation, as in PyTorch): $y(i) = \sum_m w(m)\,x(s i - p + d m)$.
+
+    Args:
+        kernel_or_size: a `Kernel` (or a list that `Kernel` accepts) holding the fixed
+            weights for ``kind="gradient"`` and the per-tap weight *variances* for
+            ``kind="expected_square"``; or a size (int or per-axis tuple) for the
+            all-ones kernel of Section 2.1.
+        stride: $s$ per axis; the layers above see the input on a grid $s$ times coarser.
+        dilation: $d$ per axis: $V(z)$ becomes $V(z^d)$ (Section 2.5).
+        padding: ``"same"`` (the kernel's anchor times the dilation, PyTorch's
+            ``padding='same'`` at stride 1), ``"valid"`` (0) or zeros per axis. Padding
+            moves the RF (`erftheory.network.ReceptiveField.offset`), never its shape.
+
+    In ``"expected_square"`` the taps are independent zero-mean random weights, so
+    paths through different taps have uncorrelated gradients (Eq. 6–8).
+
+    Example:
+        >>> Conv(3, dilation=2).kernel("gradient", 1).weights, Conv(3, dilation=2).extent(1)
+        ((1, 1, 1), (5,))
+    """
+
+    name = "conv"
+    random = True
+
+    def __init__(
+        self,
+        kernel_or_size: Kernel | int | Sequence[Any],
+        stride: int | Sequence[int] = 1,
+        dilation: int | Sequence[int] = 1,
+        padding: Padding = "same",
+    ) -> None:
+        if isinstance(kernel_or_size, Kernel):
+            self._kernel: Kernel | None = kernel_or_size
+        elif isinstance(kernel_or_size, numbers.Integral) and not isinstance(kernel_or_size, bool):
+            self._kernel = None
+        elif isinstance(kernel_or_size, tuple) and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in kernel_or_size
+        ):
+            self._kernel = None
+        elif isinstance(kernel_or_size, (list, tuple)) or hasattr(kernel_or_size, "ndim"):
+            self._kernel = Kernel(kernel_or_size)
+        else:
+            raise ERFTypeError(
+                f"Conv takes a Kernel, a list of weights or a size (int or tuple of ints), got "
+                f"{kernel_or_size!r}"
+            )
+        if self._kernel is not None:
+            if self._kernel.domain == "symbolic":
+                raise ERFTypeError(
+                    "network kernels must be numeric (int, Fraction, Decimal or float); "
+                    "use erftheory.profile for symbolic kernels"
+                )
+            size: Any = self._kernel.shape
+        else:
+            size = kernel_or_size
+        super().__init__(size, stride, dilation, padding)
+
+    @property
+    def fixed_ndim(self) -> int | None:
+        own = super().fixed_ndim
+        if self._kernel is not None:
+            if own is not None and own != self._kernel.ndim:
+                raise ERFValueError(f"{self!r}: per-axis options do not match the kernel's axes")
+            return self._kernel.ndim
+        return own
+
+    def kernel(self, kind: str, ndim: int) -> Kernel:
+        if self._kernel is not None:
+            if self._kernel.ndim != ndim:
+                raise ERFValueError(f"{self!r} is {self._kernel.ndim}-D in a {ndim}-D network")
+            if kind == "expected_square" and any(w < 0 for w in self._kernel.flat):
+                raise ERFValueError(
+                    f"{self!r}: in kind='expected_square' the kernel holds per-tap weight "
+                    f"variances, which cannot be negative"
+                )
+            return self._kernel
+        return _uniform(self.size(ndim), 1)
+
+    def __repr__(self) -> str:
+        first = repr(self._kernel) if self._kernel is not None else _show(self._size)
+        pad = "" if self._padding == "same" else f", padding={_show(self._padding)}"
+        return f"Conv({first}{self._options()}{pad})"
+
+
+class AvgPool(_Spatial):
+    r"""Average pooling: a fixed kernel of weight $1/K$ on each of its $K$ taps.
+
+    It has no random weights, so in ``"expected_square"`` it is combined coherently with
+    the fixed layers next to it (their polynomial is formed first, then its coefficients
+    are squared), not squared tap by tap.
+
+    Args:
+        size: taps per axis.
+        stride: defaults to ``size``, as in PyTorch.
+        padding: zeros per axis (0 by default, as in PyTorch; counted in the average).
+    """
+
+    name = "avgpool"
+
+    def __init__(
+        self, size: int | Sequence[int], stride: int | Sequence[int] | None = None, padding: Any = 0
+    ) -> None:
+        super().__init__(size, size if stride is None else stride, 1, padding)
+
+    def kernel(self, kind: str, ndim: int) -> Kernel:
+        size = self.size(ndim)
+        return _uniform(size, Fraction(1, math.prod(size)))
+
+    def __repr__(self) -> str:
+        stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
+        pad = "" if self._padding in ((0,), "valid") else f", padding={_show(self._padding)}"
+        return f"AvgPool({_show(self._size)}{stride}{pad})"
+
+
+class MaxPool(_Spatial):
+    r"""Max pooling: the gradient goes to the argmax of each window.
+
+    **Assumption:** the inputs are iid with a continuous distribution and the argmax is
+    independent of the gradient arriving from above (the independence assumption of
+    Section 2.4). Each of the $K$ taps is then the argmax with probability $1/K$, so
+
+    - ``"gradient"``: the expected gradient is the uniform kernel $1/K$ per tap;
+    - ``"expected_square"``: one tap carries the whole gradient, so the expected square
+      is also $1/K$ per tap (not $1/K^2$ as for `AvgPool`).
+
+    Exact in expectation for non-overlapping windows (stride ≥ size); an approximation
+    when windows overlap, where one pixel can be the argmax of two windows.
+    """
+
+    name = "maxpool"
+    random = True  # routing is random: different taps never share a path
+
+    def __init__(
+        self, size: int | Sequence[int], stride: int | Sequence[int] | None = None, padding: Any = 0
+    ) -> None:
+        super().__init__(size, size if stride is None else stride, 1, padding)
+
+    def kernel(self, kind: str, ndim: int) -> Kernel:
+        size = self.size(ndim)
+        return _uniform(size, Fraction(1, math.prod(size)))
+
+    def __repr__(self) -> str:
+        stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
+        pad = "" if self._padding in ((0,), "valid") else f", padding={_show(self._padding)}"
+        return f"MaxPool({_show(self._size)}{stride}{pad})"
+
+
+class _Scalar(Layer):
+    """A layer that multiplies the gradient by a factor and keeps its shape."""
+
+    def factor(self, kind: str) -> Any:
+        """The factor on the gradient (``"gradient"``) or on its square."""
+        raise NotImplementedError
+
+
+class Identity(_Scalar):
+    """$y = x$: factor 1."""
+
+    name = "identity"
+
+    def factor(self, kind: str) -> Any:
+        return 1
+
+    def __repr__(self) -> str:
+        return "Identity()"
+
+
+class Activation(_Scalar):
+    r"""A pointwise nonlinearity $\sigma$ under the independence assumption (Section 2.4).
+
+    Its derivative $\sigma'(x)$ at each pixel is taken to be independent of the weights
+    and of the other pixels, so the expected gradient gains the factor
+    $\mathbb E[\sigma'(x)]$ and the expected squared gradient $\mathbb E[\sigma'(x)^2]$.
+
+    Args:
+        name: a label.
+        gradient_factor: $\mathbb E[\sigma'(x)]$.
+        square_factor: $\mathbb E[\sigma'(x)^2]$.
+    """
+
+    def __init__(self, name: str, gradient_factor: Any, square_factor: Any) -> None:
+        self.name = name
+        self._factors = {
+            "gradient": _fraction(gradient_factor, "gradient_factor", -math.inf, math.inf, True),
+            "expected_square": _fraction(square_factor, "square_factor", 0, math.inf, True),
+        }
+
+    def factor(self, kind: str) -> Any:
+        return self._factors[check_kind(kind)]
+
+    def __repr__(self) -> str:
+        g, s = self._factors["gradient"], self._factors["expected_square"]
+        return f"Activation({self.name!r}, {g}, {s})"
+
+    def describe(self) -> str:
+        return self.name
+
+
+class ReLU(Activation):
+    r"""ReLU with inputs symmetric about 0: $\sigma'(x) \in \{0, 1\}$ with probability 1/2 each.
+
+    So $\mathbb E[\sigma'] = 1/2$ and $\mathbb E[\sigma'^2] = 1/2$. The paper's Section 2.4
+    writes $1/4$ for the squared-gradient factor, which is $\mathbb E[\sigma']^2$: it
+    squares the mean instead of taking the mean of the square (see ``docs/errata.md``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("relu", Fraction(1, 2), Fraction(1, 2))
+
+    def __repr__(self) -> str:
+        return "ReLU()"
+
+
+class LeakyReLU(Activation):
+    r"""Leaky ReLU with slope $a$ below 0 and inputs symmetric about 0.
+
+    $\mathbb E[\sigma'] = (1 + a)/2$ and $\mathbb E[\sigma'^2] = (1 + a^2)/2$.
+    """
+
+    def __init__(self, negative_slope: Any = Fraction(1, 100)) -> None:
+        a = _fraction(negative_slope, "negative_slope", -math.inf, math.inf, True)
+        self.negative_slope = a
+        super().__init__("leaky_relu", (1 + a) / 2, (1 + a * a) / 2)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU({self.negative_slope})"
+
+
+@cache
+def _normal_factors(fn: str, std: float) -> tuple[float, float]:
+    """$\\mathbb E[\\sigma'(x)]$ and $\\mathbb E[\\sigma'(x)^2]$, $x \\sim N(0, s^2)$ (mpmath)."""
+    import mpmath
+
+    mp = mpmath.mp.clone()
+    mp.dps = 30
+
+    def deriv(x: Any) -> Any:
+        if fn == "tanh":
+            return 1 - mp.tanh(x) ** 2
+        s = 1 / (1 + mp.exp(-x))
+        return s * (1 - s)
+
+    def expect(power: int) -> float:
+        def f(x: Any) -> Any:
+            return deriv(x) ** power * mp.npdf(x, 0, std)
+
+        return float(mp.quad(f, [-mp.inf, 0, mp.inf]))
+
+    return expect(1), expect(2)
+
+
+class Tanh(Activation):
+    r"""tanh with Gaussian inputs $x \sim \mathcal N(0, s^2)$ (``input_std`` $= s$).
+
+    The factors are computed by mpmath quadrature to 30 digits and stored as float64
+    (exact dyadic rationals in the algebra). For $s = 1$:
+    $\mathbb E[\tanh'] \approx 0.6057$, $\mathbb E[\tanh'^2] \approx 0.4644$.
+
+    Example:
+        >>> [round(float(Tanh().factor(k)), 4) for k in ("gradient", "expected_square")]
+        [0.6057, 0.4644]
+    """
+
+    def __init__(self, input_std: float = 1.0) -> None:
+        s = float(_fraction(input_std, "input_std", 0, math.inf, True))
+        if s <= 0:
+            raise ERFValueError(f"input_std must be positive, got {input_std!r}")
+        self.input_std = s
+        super().__init__("tanh", *_normal_factors("tanh", s))
+
+    def __repr__(self) -> str:
+        return "Tanh()" if self.input_std == 1 else f"Tanh(input_std={self.input_std})"
+
+
+class Sigmoid(Activation):
+    r"""The logistic sigmoid with Gaussian inputs $x \sim \mathcal N(0, s^2)$.
+
+    For $s = 1$: $\mathbb E[\sigma'] \approx 0.2066$, $\mathbb E[\sigma'^2] \approx 0.0448$.
+
+    Example:
+        >>> [round(float(Sigmoid().factor(k)), 4) for k in ("gradient", "expected_square")]
+        [0.2066, 0.0448]
+    """
+
+    def __init__(self, input_std: float = 1.0) -> None:
+        s = float(_fraction(input_std, "input_std", 0, math.inf, True))
+        if s <= 0:
+            raise ERFValueError(f"input_std must be positive, got {input_std!r}")
+        self.input_std = s
+        super().__init__("sigmoid", *_normal_factors("sigmoid", s))
+
+    def __repr__(self) -> str:
+        return "Sigmoid()" if self.input_std == 1 else f"Sigmoid(input_std={self.input_std})"
+
+
+class Dropout(_Scalar):
+    r"""Inverted dropout in training mode: keep a pixel with probability $1-p$, scale by $1/(1-p)$.
+
+    The shape of the ERF is unchanged (Section 2.4); the expected gradient gains the
+    factor 1 and the expected squared gradient the factor $1/(1-p)$ (exact for
+    random-weight networks: paths that share a pixel share its mask). In evaluation
+    mode dropout is `Identity`.
+
+    Example:
+        >>> Dropout(0.5).factor("gradient"), Dropout(0.5).factor("expected_square")
+        (1, Fraction(2, 1))
+    """
+
+    name = "dropout"
+
+    def __init__(self, p: Any = 0.5) -> None:
+        self.p = _fraction(p, "p", 0, 1, False)
+
+    def factor(self, kind: str) -> Any:
+        return 1 if check_kind(kind) == "gradient" else 1 / (1 - self.p)
+
+    def __repr__(self) -> str:
+        return f"Dropout({float(self.p):g})"
+
+
+class BatchNorm(_Scalar):
+    r"""Batch normalisation in evaluation mode: $y = \gamma(x-\mu)/\sqrt{\sigma^2+\epsilon}+\beta$.
+
+    Its gradient is the constant ``scale`` $= \gamma/\sqrt{\sigma^2+\epsilon}$: factor
+    $s$ on the gradient and $s^2$ on its square. In training mode the batch statistics
+    depend on the input and this is only an approximation.
+    """
+
+    name = "batchnorm"
+
+    def __init__(self, scale: Any = 1) -> None:
+        self.scale = _fraction(scale, "scale", -math.inf, math.inf, True)
+
+    def factor(self, kind: str) -> Any:
+        return self.scale if check_kind(kind) == "gradient" else self.scale**2
+
+    def __repr__(self) -> str:
+        return "BatchNorm()" if self.scale == 1 else f"BatchNorm(scale={self.scale})"
+
+
+def as_chain(item: Any, where: str) -> tuple[Layer, ...]:
+    """A layer, or an iterable of layers (a chain from input to output), as a tuple."""
+    from .network import Network
+
+    if isinstance(item, Network):
+        return item.layers
+    if isinstance(item, Layer):
+        return (item,)
+    if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
+        raise ERFTypeError(f"{where} must be a layer or a list of layers, got {item!r}")
+    out: list[Layer] = []
+    for x in item:
+        out.extend(as_chain(x, where))
+    return tuple(out)
+
+
+class _Block(Layer):
+    """Branches whose outputs are summed: $T = \\sum_b T_b$ (aligned on the output grid)."""
+
+    branches: tuple[tuple[Layer, ...], ...]
+
+    @property
+    def fixed_ndim(self) -> int | None:
+        dims = {d for b in self.branches for x in b if (d := x.fixed_ndim) is not None}
+        if len(dims) > 1:
+            raise ERFValueError(f"{self!r} mixes 1-D and 2-D layers")
+        return dims.pop() if dims else None
+
+
+class Residual(_Block):
+    r"""A residual block $y = x + F(x)$: the transfer is $1 + F$ (Section 2.5).
+
+    Args:
+        *layers: the layers of $F$, input to output.
+        shortcut: the layers of the shortcut when it is not the identity (a strided
+            1×1 convolution in torchvision's downsampling blocks).
+
+    Example:
+        >>> Residual(Conv(3), ReLU(), Conv(3))
+        Residual(Conv(3), ReLU(), Conv(3))
+    """
+
+    name = "residual"
+
+    def __init__(self, *layers: Any, shortcut: Any = None) -> None:
+        body = as_chain(list(layers), "Residual's layers")
+        if not body:
+            raise ERFValueError("Residual needs at least one layer in its residual branch")
+        short = () if shortcut is None else as_chain(shortcut, "shortcut")
+        self.body = body
+        self.shortcut = short
+        self.branches = (short, body)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(x) for x in self.body)
+        if self.shortcut:
+            inner += f", shortcut=[{', '.join(repr(x) for x in self.shortcut)}]"
+        return f"Residual({inner})"
+
+
+class Parallel(_Block):
+    r"""Branches applied to the same input and summed (Inception-style, or concatenated
+    channels followed by a layer that sums them): the transfer is $\sum_b T_b$.
+
+    Each branch is a layer or a list of layers; an empty list is the identity. All
+    branches must end on the same output grid (equal total stride).
+
+    Example:
+        >>> Parallel(Conv(1), [Conv(3), Conv(3)], Conv(5))
+        Parallel(Conv(1), [Conv(3), Conv(3)], Conv(5))
+    """
+
+    name = "parallel"
+
+    def __init__(self, *branches: Any) -> None:
+        if not branches:
+            raise ERFValueError("Parallel needs at least one branch")
+        self.branches = tuple(
+            () if isinstance(b, (list, tuple)) and not b else as_chain(b, "a branch")
+            for b in branches
+        )
+
+    def __repr__(self) -> str:
+        def one(b: tuple[Layer, ...]) -> str:
+            return repr(b[0]) if len(b) == 1 else "[" + ", ".join(repr(x) for x in b) + "]"
+
+        return f"Parallel({', '.join(one(b) for b in self.branches)})"

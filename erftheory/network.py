@@ -1,0 +1,809 @@
+r"""The ERF of a network: the layer algebra of Sections 2.4 and 2.5.
+
+A stack of layers with strides $s_l$ and dilations $d_l$ has the transfer polynomial
+
+$$T(z) = \prod_l V_l\!\left(z^{J_{l-1} d_l}\right), \qquad J_l = s_1 s_2 \cdots s_l,$$
+
+in input coordinates: layer $l$ sees the input on a grid $J_{l-1}$ times coarser, and a
+dilation $d$ maps $V(z)$ to $V(z^d)$. Branches whose outputs are summed (a residual
+block $y = x + F(x)$, parallel paths) add their polynomials, aligned on the output grid.
+The coefficients of $T$ are the ERF of one output unit (Eq. 3, 4 and 9 for one kernel).
+
+Two kinds of ERF run on the same algebra (see `erftheory.layers`):
+
+- ``kind="gradient"``: the gradient of the output unit with *fixed* weights;
+- ``kind="expected_square"``: the expected squared gradient when the convolutions have
+  independent zero-mean random weights with the given per-tap variances. Paths through
+  different random taps are uncorrelated (Eq. 6–8), so their squares add; fixed layers
+  between random ones (average pooling, fixed shortcuts) are combined first and their
+  polynomial's coefficients squared.
+
+Example:
+    >>> from erftheory import Kernel, Network
+    >>> from erftheory.layers import Conv, AvgPool
+    >>> net = Network([Conv(Kernel([1, 1, 1])), AvgPool(2, stride=2), Conv(3)])
+    >>> net.ndim, net.receptive_field
+    (1, ReceptiveField(size=8, jump=2, offset=-3))
+    >>> [str(c) for c in net.profile().coefficients]   # (1+z+z²)·½(1+z)·(1+z²+z⁴)
+    ['1/2', '1', '3/2', '3/2', '3/2', '3/2', '1', '1/2']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+from typing import Any
+
+import flint
+
+from . import _config
+from ._errors import ERFTypeError, ERFValueError
+from .kernel import Kernel
+from .layers import (
+    Layer,
+    _Block,
+    _Scalar,
+    _Spatial,
+    as_chain,
+    check_kind,
+)
+from .profile import Method, Profile, profile
+
+__all__ = ["LayerRow", "Network", "NetworkProfile", "ReceptiveField"]
+
+_MAX_SEARCH = 1 << 20
+
+
+# --------------------------------------------------------------------------- algebras
+class _Transfer:
+    """A transfer polynomial with its geometry (all per axis).
+
+    Output unit $i$ reads input pixel $J i - P + e$ with weight ``rep``'s coefficient at
+    exponent $e$; ``size`` is the span of exponents the geometry allows.
+    """
+
+    __slots__ = ("jump", "pad", "rep", "size")
+
+    def __init__(
+        self, rep: Any, jump: tuple[int, ...], pad: tuple[int, ...], size: tuple[int, ...]
+    ) -> None:
+        self.rep, self.jump, self.pad, self.size = rep, jump, pad, size
+
+
+class _Algebra:
+    """Operations on one representation of polynomials (exact, moments, bounds, none)."""
+
+    def __init__(self, ndim: int) -> None:
+        self.ndim = ndim
+
+    def one(self) -> Any: ...
+    def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any: ...
+    def scale(self, r: Any, c: Any) -> Any: ...
+    def mul(self, a: Any, b: Any) -> Any: ...
+    def inflate(self, r: Any, jump: tuple[int, ...]) -> Any: ...
+    def shift(self, r: Any, s: tuple[int, ...]) -> Any: ...
+    def add(self, a: Any, b: Any) -> Any: ...
+
+    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
+        """The polynomial whose coefficients are the squares of ``fixed``'s."""
+        raise NotImplementedError
+
+
+class _Geometry(_Algebra):
+    """No polynomial at all: receptive-field arithmetic only."""
+
+    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
+        return None
+
+
+class _Exact(_Algebra):
+    """python-flint `fmpq_mpoly` polynomials in one variable per axis."""
+
+    def __init__(self, ndim: int) -> None:
+        super().__init__(ndim)
+        self.ctx = flint.fmpq_mpoly_ctx.get(("x", "y")[:ndim] if ndim == 2 else ("z",))
+
+    def one(self) -> Any:
+        return self.ctx.from_dict({(0,) * self.ndim: 1})
+
+    def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
+        terms = {}
+        shape = k.shape
+        for i, w in enumerate(k.flat):
+            if w == 0:
+                continue
+            pos = (i,) if len(shape) == 1 else divmod(i, shape[1])
+            terms[tuple(p * d for p, d in zip(pos, dilation, strict=True))] = _fmpq(w)
+        return self.ctx.from_dict(terms)
+
+    def scale(self, r: Any, c: Any) -> Any:
+        return r * _fmpq(c)
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return a * b
+
+    def inflate(self, r: Any, jump: tuple[int, ...]) -> Any:
+        return r if all(j == 1 for j in jump) else r.inflate(list(jump))
+
+    def shift(self, r: Any, s: tuple[int, ...]) -> Any:
+        return r if not any(s) else r * self.ctx.from_dict({s: 1})
+
+    def add(self, a: Any, b: Any) -> Any:
+        return a + b
+
+    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
+        r = fixed(self).rep
+        return self.ctx.from_dict({m: c * c for m, c in r.to_dict().items()})
+
+
+def _fmpq(x: Any) -> Any:
+    f = Fraction(x)
+    return flint.fmpq(f.numerator, f.denominator)
+
+
+class _Moments(_Algebra):
+    r"""Raw moments $(\sum c,\ \sum c\,e_i,\ \sum c\,e_i e_j)$ of the coefficients, exactly.
+
+    The analogue of Eq. 10 for networks: products add cumulants, inflation by $J$
+    scales positions, so the mean and covariance of any network cost $O(\text{layers})$
+    with no expansion.
+    """
+
+    def one(self) -> Any:
+        d = self.ndim
+        return (Fraction(1), (Fraction(0),) * d, ((Fraction(0),) * d,) * d)
+
+    def _from_terms(self, terms: Iterable[tuple[tuple[int, ...], Any]]) -> Any:
+        d = self.ndim
+        m0 = Fraction(0)
+        m1 = [Fraction(0)] * d
+        m2 = [[Fraction(0)] * d for _ in range(d)]
+        for pos, c in terms:
+            c = Fraction(c)
+            m0 += c
+            for i in range(d):
+                m1[i] += c * pos[i]
+                for j in range(d):
+                    m2[i][j] += c * pos[i] * pos[j]
+        return (m0, tuple(m1), tuple(tuple(r) for r in m2))
+
+    def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
+        shape = k.shape
+
+        def terms() -> Iterable[tuple[tuple[int, ...], Any]]:
+            for i, w in enumerate(k.flat):
+                pos = (i,) if len(shape) == 1 else divmod(i, shape[1])
+                yield tuple(p * d for p, d in zip(pos, dilation, strict=True)), w
+
+        return self._from_terms(terms())
+
+    def scale(self, r: Any, c: Any) -> Any:
+        c = Fraction(c)
+        m0, m1, m2 = r
+        return (m0 * c, tuple(x * c for x in m1), tuple(tuple(x * c for x in row) for row in m2))
+
+    def mul(self, a: Any, b: Any) -> Any:
+        a0, a1, a2 = a
+        b0, b1, b2 = b
+        d = self.ndim
+        m1 = tuple(a1[i] * b0 + a0 * b1[i] for i in range(d))
+        m2 = tuple(
+            tuple(a2[i][j] * b0 + a1[i] * b1[j] + a1[j] * b1[i] + a0 * b2[i][j] for j in range(d))
+            for i in range(d)
+        )
+        return (a0 * b0, m1, m2)
+
+    def inflate(self, r: Any, jump: tuple[int, ...]) -> Any:
+        m0, m1, m2 = r
+        d = self.ndim
+        return (
+            m0,
+            tuple(m1[i] * jump[i] for i in range(d)),
+            tuple(tuple(m2[i][j] * jump[i] * jump[j] for j in range(d)) for i in range(d)),
+        )
+
+    def shift(self, r: Any, s: tuple[int, ...]) -> Any:
+        m0, m1, m2 = r
+        d = self.ndim
+        return (
+            m0,
+            tuple(m1[i] + s[i] * m0 for i in range(d)),
+            tuple(
+                tuple(m2[i][j] + s[i] * m1[j] + s[j] * m1[i] + s[i] * s[j] * m0 for j in range(d))
+                for i in range(d)
+            ),
+        )
+
+    def add(self, a: Any, b: Any) -> Any:
+        d = self.ndim
+        return (
+            a[0] + b[0],
+            tuple(a[1][i] + b[1][i] for i in range(d)),
+            tuple(tuple(a[2][i][j] + b[2][i][j] for j in range(d)) for i in range(d)),
+        )
+
+    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
+        r = fixed(_Exact(self.ndim)).rep
+        return self._from_terms(
+            (tuple(int(e) for e in m), Fraction(int(c.p), int(c.q)) ** 2) for m, c in r.terms()
+        )
+
+
+class _Bound(_Algebra):
+    """Bounds $(\\log_2 \\sum|c|,\\ \\log_2 D)$ for the memory guard; no polynomial arithmetic."""
+
+    def one(self) -> Any:
+        return (0.0, 0.0)
+
+    def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
+        fr = [Fraction(w) for w in k.flat]
+        l1 = sum((abs(w) for w in fr), Fraction(0))
+        den = math.lcm(*(w.denominator for w in fr))
+        return (_log2(l1), math.log2(den))
+
+    def scale(self, r: Any, c: Any) -> Any:
+        f = Fraction(c)
+        return (r[0] + _log2(abs(f)), r[1] + math.log2(f.denominator))
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return (a[0] + b[0], a[1] + b[1])
+
+    def inflate(self, r: Any, jump: tuple[int, ...]) -> Any:
+        return r
+
+    def shift(self, r: Any, s: tuple[int, ...]) -> Any:
+        return r
+
+    def add(self, a: Any, b: Any) -> Any:
+        hi, lo = max(a[0], b[0]), min(a[0], b[0])
+        l1 = hi + math.log2(1 + 2.0 ** (lo - hi)) if lo > -math.inf else hi
+        return (l1, a[1] + b[1])
+
+    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
+        r = fixed(self).rep
+        return (2 * r[0], 2 * r[1])
+
+
+def _log2(x: Fraction) -> float:
+    if x == 0:
+        return -math.inf
+    return math.log2(x.numerator) - math.log2(x.denominator)
+
+
+# --------------------------------------------------------------------------- evaluation
+def _unit(alg: _Algebra) -> _Transfer:
+    d = alg.ndim
+    return _Transfer(alg.one(), (1,) * d, (0,) * d, (1,) * d)
+
+
+def _compose(a: _Transfer, b: _Transfer, alg: _Algebra) -> _Transfer:
+    """``a`` (nearer the input) followed by ``b``: $T_a(z)\\,T_b(z^{J_a})$."""
+    rep = alg.mul(a.rep, alg.inflate(b.rep, a.jump))
+    d = range(alg.ndim)
+    return _Transfer(
+        rep,
+        tuple(a.jump[i] * b.jump[i] for i in d),
+        tuple(a.pad[i] + a.jump[i] * b.pad[i] for i in d),
+        tuple(a.size[i] + a.jump[i] * (b.size[i] - 1) for i in d),
+    )
+
+
+def _sum(parts: Sequence[_Transfer], alg: _Algebra, where: Layer) -> _Transfer:
+    jumps = {t.jump for t in parts}
+    if len(jumps) > 1:
+        raise ERFValueError(
+            f"the branches of {where!r} end on different grids (total strides "
+            f"{sorted(jumps)}); give the shortcut the same stride as the residual branch"
+        )
+    d = range(alg.ndim)
+    pad = tuple(max(t.pad[i] for t in parts) for i in d)
+    rep = None
+    for t in parts:
+        shifted = alg.shift(t.rep, tuple(pad[i] - t.pad[i] for i in d))
+        rep = shifted if rep is None else alg.add(rep, shifted)
+    size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in d)
+    return _Transfer(rep, parts[0].jump, pad, size)
+
+
+def _is_random(layer: Layer) -> bool:
+    """Whether ``layer`` holds zero-mean random taps (or random routing) somewhere."""
+    if isinstance(layer, _Spatial):
+        return layer.random
+    if isinstance(layer, _Block):
+        return any(_is_random(x) for b in layer.branches for x in b)
+    return False
+
+
+def _layer(layer: Layer, kind: str, alg: _Algebra) -> _Transfer:
+    d = alg.ndim
+    if isinstance(layer, _Spatial):
+        return _Transfer(
+            alg.kernel(layer.kernel(kind, d), layer.dilation(d)),
+            layer.stride(d),
+            layer.padding(d),
+            layer.extent(d),
+        )
+    if isinstance(layer, _Scalar):
+        t = _unit(alg)
+        t.rep = alg.scale(t.rep, layer.factor(kind))
+        return t
+    if isinstance(layer, _Block):
+        if kind == "gradient":
+            return _sum([_chain(b, kind, alg) for b in layer.branches], alg, layer)
+        fixed = [b for b in layer.branches if not any(_is_random(x) for x in b)]
+        parts = [_chain(b, kind, alg) for b in layer.branches if b not in fixed]
+        if fixed:
+            # Fixed branches are coherent: add their gradients, then square.
+            geo = _sum([_chain(b, "gradient", _Geometry(d)) for b in fixed], _Geometry(d), layer)
+            geo.rep = alg.squared(
+                lambda a: _sum([_chain(b, "gradient", a) for b in fixed], a, layer)
+            )
+            parts.append(geo)
+        return _sum(parts, alg, layer)
+    raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} is not an erftheory layer")
+
+
+def _chain(layers: Sequence[Layer], kind: str, alg: _Algebra) -> _Transfer:
+    t = _unit(alg)
+    if kind == "gradient":
+        for layer in layers:
+            t = _compose(t, _layer(layer, kind, alg), alg)
+        return t
+    factor: Any = Fraction(1)
+    group: list[Layer] = []
+
+    def flush(t: _Transfer) -> _Transfer:
+        if not group:
+            return t
+        fixed = tuple(group)
+        geo = _chain(fixed, "gradient", _Geometry(alg.ndim))
+        geo.rep = alg.squared(lambda a: _chain(fixed, "gradient", a))
+        group.clear()
+        return _compose(t, geo, alg)
+
+    for layer in layers:
+        if isinstance(layer, _Scalar):
+            factor *= Fraction(layer.factor(kind))
+        elif _is_random(layer):
+            t = _compose(flush(t), _layer(layer, kind, alg), alg)
+        else:
+            group.append(layer)
+    t = flush(t)
+    if factor != 1:
+        t.rep = alg.scale(t.rep, factor)
+    return t
+
+
+# --------------------------------------------------------------------------- public API
+@dataclass(frozen=True)
+class ReceptiveField:
+    """The theoretical receptive field of one output unit, per axis (ints in 1-D).
+
+    Attributes:
+        size: pixels spanned: $\\sum_l J_{l-1} d_l (k_l - 1) + 1$ for a plain stack.
+        jump: input pixels between neighbouring output units: $J_L = \\prod_l s_l$.
+        offset: input coordinate of the first pixel of output unit 0's field (negative
+            when it starts in the padding); output unit $i$ covers
+            ``offset + jump*i ... offset + jump*i + size - 1``.
+    """
+
+    size: Any
+    jump: Any
+    offset: Any
+
+    @property
+    def center(self) -> Any:
+        """Input coordinate of the centre of output unit 0's field: ``offset + (size-1)/2``."""
+        if isinstance(self.size, tuple):
+            return tuple(o + (s - 1) / 2 for o, s in zip(self.offset, self.size, strict=True))
+        return self.offset + (self.size - 1) / 2
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of `Network.table`: the network up to and including ``layer``.
+
+    Attributes:
+        index: position of the layer (0 = nearest the input).
+        layer: a short description.
+        rf_size: receptive-field size per axis (int in 1-D).
+        jump: total stride so far.
+        std: the ERF's standard deviation per axis in input pixels (None where the
+            normalised profile is not a distribution: zero or negative mass or variance).
+    """
+
+    index: int
+    layer: str
+    rf_size: Any
+    jump: Any
+    std: Any
+
+
+class Network:
+    r"""A stack of layers (input first) and its exact ERF.
+
+    Args:
+        layers: `erftheory.layers` objects (blocks nest); a `Network` is accepted as a
+            layer list.
+        ndim: 1 or 2; by default the dimension fixed by the layers (kernels, per-axis
+            tuples), or 1 when nothing fixes it.
+
+    Raises:
+        ERFTypeError: something that is not a layer.
+        ERFValueError: layers of different dimensions; branches on different grids.
+
+    Example:
+        >>> from erftheory import Network
+        >>> from erftheory.layers import Conv, ReLU
+        >>> net = Network([Conv((3, 3)), ReLU()] * 2)
+        >>> net.receptive_field.size, net.profile(kind="expected_square").variance
+        ((5, 5), (Fraction(4, 3), Fraction(4, 3)))
+    """
+
+    def __init__(self, layers: Iterable[Any], ndim: int | None = None) -> None:
+        if isinstance(layers, Layer):
+            raise ERFTypeError("Network takes a list of layers; wrap a single layer in [ ]")
+        self.layers: tuple[Layer, ...] = as_chain(layers, "Network's layers")
+        dims = {d for x in self.layers if (d := x.fixed_ndim) is not None}
+        if len(dims) > 1:
+            raise ERFValueError(f"the layers mix 1-D and 2-D ({sorted(dims)}); use one dimension")
+        if ndim is not None and (isinstance(ndim, bool) or ndim not in (1, 2)):
+            raise ERFValueError(f"ndim must be 1 or 2, got {ndim!r}")
+        if ndim is not None and dims and dims != {ndim}:
+            raise ERFValueError(f"ndim={ndim} but the layers are {dims.pop()}-D")
+        self.ndim: int = ndim if ndim is not None else (dims.pop() if dims else 1)
+        self._geometry()  # validate strides of branches now
+
+    # ------------------------------------------------------------ geometry
+    def _geometry(self) -> _Transfer:
+        return _chain(self.layers, "gradient", _Geometry(self.ndim))
+
+    def _axes(self, values: tuple[Any, ...]) -> Any:
+        return values[0] if self.ndim == 1 else values
+
+    @cached_property
+    def receptive_field(self) -> ReceptiveField:
+        """Size, jump and offset of the theoretical RF (`ReceptiveField`)."""
+        g = self._geometry()
+        return ReceptiveField(
+            self._axes(g.size), self._axes(g.jump), self._axes(tuple(-p for p in g.pad))
+        )
+
+    # ------------------------------------------------------------ exact transfer
+    def _check_memory(self, kind: str) -> None:
+        g = self._geometry()
+        l1, den = _chain(self.layers, kind, _Bound(self.ndim)).rep
+        terms = math.prod(g.size)
+        bits = max(l1, 0.0) + 2 * den + 64
+        _config.check_size(
+            2.0 * terms * (2 * bits / 8 + 48),
+            "the network's exact transfer polynomial",
+            "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
+        )
+
+    def transfer(self, kind: str = "gradient") -> Kernel:
+        r"""The exact transfer polynomial's coefficients as a `Kernel` on the RF grid.
+
+        Entry ``e`` (per axis) is input pixel ``offset + e`` for output unit 0 (see
+        `receptive_field`); the anchor is the RF's centre pixel ``(size - 1) // 2``.
+        """
+        kind = check_kind(kind)
+        self._check_memory(kind)
+        g = self._geometry()
+        rep = _chain(self.layers, kind, _Exact(self.ndim)).rep
+        size = g.size
+        anchor = tuple((s - 1) // 2 for s in size)
+        if self.ndim == 1:
+            row: list[Any] = [0] * size[0]
+            for (e,), c in rep.terms():
+                row[e] = _value(c)
+            return Kernel(row, anchor=anchor)
+        grid: list[list[Any]] = [[0] * size[1] for _ in range(size[0])]
+        for (a, b), c in rep.terms():
+            grid[a][b] = _value(c)
+        return Kernel(grid, anchor=anchor)
+
+    def profile(
+        self, kind: str = "gradient", *, method: Method = "auto", dps: int | None = None
+    ) -> NetworkProfile:
+        r"""The ERF of the centre output unit, exactly, as a `NetworkProfile`.
+
+        Args:
+            kind: ``"gradient"`` (fixed weights) or ``"expected_square"`` (zero-mean
+                random weights with the kernels as per-tap variances).
+            method, dps: as for `erftheory.profile`; the transfer polynomial itself is
+                always formed exactly.
+
+        The coefficients cover the theoretical RF (``receptive_field.size`` per axis);
+        ``origin`` is its centre pixel ``(size - 1) // 2``, which for ``'same'`` padding
+        and odd kernels is the pixel under the output unit.
+        """
+        kernel = self.transfer(kind)
+        base = profile(kernel, 1, method=method, dps=dps)
+        return NetworkProfile(self, check_kind(kind), base)
+
+    def moments(self, kind: str = "gradient") -> tuple[Any, Any, Any]:
+        r"""Total, mean and covariance of the ERF without forming it (exact Fractions).
+
+        The mean is measured from the RF's centre pixel, as `NetworkProfile.mean`.
+        Costs $O(\text{layers})$ operations on Fractions, so it works for any depth.
+
+        Returns:
+            ``(total, mean, covariance)``; mean and covariance are per axis (a pair and a
+            2×2 matrix in 2-D; numbers in 1-D). Mean and covariance are None when the
+            total is 0.
+        """
+        kind = check_kind(kind)
+        t = _chain(self.layers, kind, _Moments(self.ndim))
+        return self._moments_of(t)
+
+    def _moments_of(self, t: _Transfer) -> tuple[Any, Any, Any]:
+        m0, m1, m2 = t.rep
+        if m0 == 0:
+            return m0, None, None
+        d = range(self.ndim)
+        centre = tuple((s - 1) // 2 for s in t.size)
+        mean = tuple(m1[i] / m0 for i in d)
+        cov = tuple(tuple(m2[i][j] / m0 - mean[i] * mean[j] for j in d) for i in d)
+        mean = tuple(mean[i] - centre[i] for i in d)
+        if self.ndim == 1:
+            return m0, mean[0], cov[0][0]
+        return m0, mean, cov
+
+    def std(self, kind: str = "gradient") -> Any:
+        """ERF standard deviation per axis (float; a pair in 2-D), from `moments`."""
+        return _std(self.moments(kind)[2], self.ndim)
+
+    def table(self, kind: str = "gradient") -> list[LayerRow]:
+        """Per-layer rows: the network up to each top-level layer (RF size, jump, ERF std).
+
+        Example:
+            >>> from erftheory import Network
+            >>> from erftheory.layers import Conv
+            >>> net = Network([Conv(3), Conv(3, stride=2), Conv(3)])
+            >>> [(r.rf_size, r.jump) for r in net.table()]
+            [(3, 1), (5, 2), (9, 2)]
+        """
+        kind = check_kind(kind)
+        rows = []
+        for i, layer in enumerate(self.layers):
+            prefix = self.layers[: i + 1]
+            geo = _chain(prefix, "gradient", _Geometry(self.ndim))
+            mom = _chain(prefix, kind, _Moments(self.ndim))
+            mom.size = geo.size
+            cov = self._moments_of(mom)[2]
+            rows.append(
+                LayerRow(
+                    i,
+                    layer.describe(),
+                    self._axes(geo.size),
+                    self._axes(geo.jump),
+                    _std(cov, self.ndim),
+                )
+            )
+        return rows
+
+    def format_table(self, kind: str = "gradient") -> str:
+        """`table` as aligned text (the CLI prints it)."""
+        rows = self.table(kind)
+        head = ("#", "layer", "RF size", "jump", "ERF std")
+        body = [
+            (str(r.index), _clip(r.layer), _fmt(r.rf_size), _fmt(r.jump), _fmt(r.std)) for r in rows
+        ]
+        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+            for line in (head, *body)
+        ]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ input sizes
+    def output_size(self, input_size: int | Sequence[int]) -> Any:
+        """Output length per axis for an input of ``input_size`` (PyTorch's floor rule).
+
+        An int ``padding`` adds that many zeros on both sides, as PyTorch does; ``'same'``
+        adds ``padding(ndim)`` zeros before and $d(k-1)$ minus that after, so that stride
+        1 keeps the length.
+        """
+        sizes = self._sizes(input_size)
+        out = tuple(_out_len(self.layers, sizes[a], a, self.ndim) for a in range(self.ndim))
+        return self._axes(out)
+
+    def _sizes(self, input_size: Any) -> tuple[int, ...]:
+        if isinstance(input_size, int) and not isinstance(input_size, bool):
+            sizes: tuple[int, ...] = (input_size,) * self.ndim
+        else:
+            sizes = tuple(input_size)
+        if len(sizes) != self.ndim or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes
+        ):
+            raise ERFValueError(
+                f"input_size must be a positive int or {self.ndim} positive ints, got "
+                f"{input_size!r}"
+            )
+        return sizes
+
+    def centre_output(self, input_size: int | Sequence[int]) -> Any:
+        """The output unit whose ERF is measured: index ``(n_out - 1) // 2`` per axis.
+
+        For an even output length this is the lower of the two middle units.
+        """
+        out = self.output_size(input_size)
+        per = (out,) if self.ndim == 1 else out
+        return self._axes(tuple((n - 1) // 2 for n in per))
+
+    def fits(self, input_size: int | Sequence[int]) -> bool:
+        """Whether the centre output unit's backward pass never reaches padding.
+
+        Then the gradient on the input equals the exact profile at every pixel.
+        """
+        sizes = self._sizes(input_size)
+        return all(_fits(self.layers, sizes[a], a, self.ndim) for a in range(self.ndim))
+
+    def min_input_size(self) -> Any:
+        """The smallest input size per axis for which `fits` holds (the input size rule).
+
+        Example:
+            >>> from erftheory import Network
+            >>> from erftheory.layers import Conv
+            >>> Network([Conv(3)] * 3).min_input_size()   # the RF of the centre unit just fits
+            7
+        """
+        out = []
+        for a in range(self.ndim):
+            n = 1
+            while not _fits(self.layers, n, a, self.ndim):
+                n += 1
+                if n > _MAX_SEARCH:
+                    raise ERFValueError("no input size up to 2**20 keeps the ERF unclipped")
+            out.append(n)
+        return self._axes(tuple(out))
+
+    # ------------------------------------------------------------ dunder
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Any:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        return f"Network([{', '.join(repr(x) for x in self.layers)}])"
+
+
+def _value(c: Any) -> Any:
+    p, q = int(c.p), int(c.q)
+    return p if q == 1 else Fraction(p, q)
+
+
+def _std(cov: Any, ndim: int) -> Any:
+    if cov is None:
+        return None
+    diag = [cov] if ndim == 1 else [cov[0][0], cov[1][1]]
+    if any(v < 0 for v in diag):
+        return None
+    vals = tuple(math.sqrt(float(v)) for v in diag)
+    return vals[0] if ndim == 1 else vals
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, tuple):
+        return (
+            "×".join(_fmt(v) for v in x)
+            if all(isinstance(v, int) for v in x)
+            else ("(" + ", ".join(_fmt(v) for v in x) + ")")
+        )
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _clip(s: str, width: int = 48) -> str:
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+# ---------------------------------------------------------------- input-size rule
+def _pads(layer: _Spatial, axis: int, ndim: int) -> tuple[int, int]:
+    left = layer.padding(ndim)[axis]
+    if layer._padding == "same":
+        return left, layer.extent(ndim)[axis] - 1 - left
+    return left, left
+
+
+def _out_len(layers: Sequence[Layer], n: int, axis: int, ndim: int) -> int:
+    for layer in layers:
+        if isinstance(layer, _Spatial):
+            lo, hi = _pads(layer, axis, ndim)
+            span = n + lo + hi - layer.extent(ndim)[axis]
+            if span < 0:
+                return 0
+            n = span // layer.stride(ndim)[axis] + 1
+        elif isinstance(layer, _Block):
+            outs = {_out_len(b, n, axis, ndim) for b in layer.branches}
+            if len(outs) != 1:
+                return 0
+            n = outs.pop()
+        if n <= 0:
+            return 0
+    return n
+
+
+def _needed(layers: Sequence[Layer], n_in: int, lo: int, hi: int, axis: int, ndim: int) -> bool:
+    """Whether output positions ``lo..hi`` of ``layers`` read only real input (no padding)."""
+    lengths = [n_in]
+    for layer in layers:
+        lengths.append(_out_len([layer], lengths[-1], axis, ndim))
+    for layer, n in zip(reversed(layers), reversed(lengths[:-1]), strict=True):
+        if isinstance(layer, _Spatial):
+            left = layer.padding(ndim)[axis]
+            s = layer.stride(ndim)[axis]
+            lo, hi = s * lo - left, s * hi - left + layer.extent(ndim)[axis] - 1
+        elif isinstance(layer, _Block):
+            ranges = []
+            for b in layer.branches:
+                if not _needed(b, n, lo, hi, axis, ndim):
+                    return False
+                ranges.append(_span(b, lo, hi, axis, ndim))
+            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if lo < 0 or hi > n - 1:
+            return False
+    return True
+
+
+def _span(layers: Sequence[Layer], lo: int, hi: int, axis: int, ndim: int) -> tuple[int, int]:
+    for layer in reversed(layers):
+        if isinstance(layer, _Spatial):
+            left = layer.padding(ndim)[axis]
+            s = layer.stride(ndim)[axis]
+            lo, hi = s * lo - left, s * hi - left + layer.extent(ndim)[axis] - 1
+        elif isinstance(layer, _Block):
+            spans = [_span(b, lo, hi, axis, ndim) for b in layer.branches]
+            lo, hi = min(x[0] for x in spans), max(x[1] for x in spans)
+    return lo, hi
+
+
+def _fits(layers: Sequence[Layer], n: int, axis: int, ndim: int) -> bool:
+    out = _out_len(layers, n, axis, ndim)
+    if out <= 0:
+        return False
+    c = (out - 1) // 2
+    return _needed(layers, n, c, c, axis, ndim)
+
+
+# ---------------------------------------------------------------- the profile
+class NetworkProfile(Profile):
+    """The `Profile` of a network's ERF: its transfer polynomial taken once.
+
+    Everything of `Profile` applies (``coefficients``, ``normalized()``, ``mean``,
+    ``variance``, ERF sizes, ``gaussian()``); ``kernel`` is the transfer polynomial on
+    the RF grid and ``layers`` is 1. ``rf_size`` is the network's theoretical RF.
+
+    Attributes:
+        network: the `Network`.
+        kind: ``"gradient"`` or ``"expected_square"``.
+    """
+
+    def __init__(self, network: Network, kind: str, base: Profile) -> None:
+        super().__init__(base.kernel, 1, base.method, dps=base.dps, reason=base.engine_reason)
+        self.network = network
+        self.kind = kind
+
+    def summary(self, fractions: tuple[float, ...] = (0.2, 0.3, 0.5, 0.99)) -> dict[str, Any]:
+        out = super().summary(fractions)
+        rf = self.network.receptive_field
+        del out["kernel"], out["anchor"], out["layers"]
+        out = {
+            "network": repr(self.network),
+            "kind": self.kind,
+            "jump": rf.jump if self.ndim == 1 else list(rf.jump),
+            "offset": rf.offset if self.ndim == 1 else list(rf.offset),
+            **out,
+        }
+        return out
+
+    def __repr__(self) -> str:
+        return f"NetworkProfile({self.network!r}, kind={self.kind!r}, method={self.method!r})"
