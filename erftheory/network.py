@@ -54,8 +54,6 @@ from .profile import Method, Profile, profile
 
 __all__ = ["LayerRow", "Network", "NetworkProfile", "ReceptiveField"]
 
-_MAX_SEARCH = 1 << 20
-
 
 # --------------------------------------------------------------------------- algebras
 class _Transfer:
@@ -652,13 +650,19 @@ class Network:
             >>> Network([Conv(3)] * 3).min_input_size()   # the RF of the centre unit just fits
             7
         """
+        geo = self._geometry()
         out = []
         for a in range(self.ndim):
-            n = 1
-            while not _fits(self.layers, n, a, self.ndim):
-                n += 1
-                if n > _MAX_SEARCH:
-                    raise ERFValueError("no input size up to 2**20 keeps the ERF unclipped")
+            # Beyond 2 (size + jump) + a margin every layer's grid has room on both sides
+            # of the centre; if nothing fits by then, branches disagree on output length.
+            bound = 2 * (geo.size[a] + geo.jump[a]) + 2 * len(self.layers) + 8
+            n = next((n for n in range(1, bound + 1) if _fits(self.layers, n, a, self.ndim)), None)
+            if n is None:
+                raise ERFValueError(
+                    f"no input size up to {bound} keeps the ERF of the centre output unclipped "
+                    f"on axis {a}: the branches of a block produce outputs of different lengths "
+                    f"(PyTorch could not add them); check their padding"
+                )
             out.append(n)
         return self._axes(tuple(out))
 
