@@ -32,6 +32,7 @@ from .layers import (
 )
 from .network import LayerRow, Network, NetworkProfile, ReceptiveField
 from .profile import Profile, profile
+from .trace import from_torch
 
 __all__ = [
     "Activation",
@@ -60,6 +61,7 @@ __all__ = [
     "__version__",
     "extended_binomial",
     "extended_binomial_coefficient",
+    "from_torch",
     "get_memory_limit",
     "memory_limit",
     "profile",

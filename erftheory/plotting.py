@@ -47,7 +47,14 @@ def plot_profile(
     values = prof.normalized()
     origin = prof._origin_tuple
     fig, ax = plt.subplots(figsize=(7, 4.5) if prof.ndim == 1 else (6, 5))
-    heading = title or f"ERF of {prof.layers} layers, kernel {prof.kernel!r}"
+    network = getattr(prof, "network", None)
+    if title:
+        heading = title
+    elif network is not None:
+        kind = getattr(prof, "kind", "gradient")
+        heading = f"ERF ({kind}) of a network of {len(network)} layers, RF {prof.shape}"
+    else:
+        heading = f"ERF of {prof.layers} layers, kernel {prof.kernel!r}"
     try:
         if prof.ndim == 1:
             x = np.arange(values.shape[0]) - origin[0]
