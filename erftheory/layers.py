@@ -304,9 +304,9 @@ class Conv(_Spatial):
 class AvgPool(_Spatial):
     r"""Average pooling: a fixed kernel of weight $1/K$ on each of its $K$ taps.
 
-    It has no random weights, so in ``"expected_square"`` it is combined coherently with
-    the fixed layers next to it (their polynomial is formed first, then its coefficients
-    are squared), not squared tap by tap.
+    It has no random weights, so in ``"expected_square"`` the paths through it that share
+    their random taps add coherently (before squaring), not tap by tap: the family
+    algebra of `erftheory.network`.
 
     Args:
         size: taps per axis.
@@ -389,7 +389,9 @@ class Activation(_Scalar):
 
     Its derivative $\sigma'(x)$ at each pixel is taken to be independent of the weights
     and of the other pixels, so the expected gradient gains the factor
-    $\mathbb E[\sigma'(x)]$ and the expected squared gradient $\mathbb E[\sigma'(x)^2]$.
+    $\mathbb E[\sigma'(x)]$; for the expected squared gradient the slope is its mean plus
+    pixel-wise independent noise of variance $\mathbb E[\sigma'^2] - \mathbb E[\sigma']^2$,
+    which between random convolutions is the factor $\mathbb E[\sigma'(x)^2]$.
 
     Args:
         name: a label.
@@ -516,9 +518,11 @@ class Dropout(_Scalar):
     r"""Inverted dropout in training mode: keep a pixel with probability $1-p$, scale by $1/(1-p)$.
 
     The shape of the ERF is unchanged (Section 2.4); the expected gradient gains the
-    factor 1 and the expected squared gradient the factor $1/(1-p)$ (exact for
-    random-weight networks: paths that share a pixel share its mask). In evaluation
-    mode dropout is `Identity`.
+    factor 1. The scaled mask is 1 plus noise of variance $p/(1-p)$, independent from
+    pixel to pixel: paths through one pixel share it (factor $1/(1-p)$ on their square),
+    paths through different pixels do not (the family algebra of `erftheory.network`;
+    between random convolutions this is the factor $1/(1-p)$). In evaluation mode
+    dropout is `Identity`.
 
     Example:
         >>> Dropout(0.5).factor("gradient"), Dropout(0.5).factor("expected_square")

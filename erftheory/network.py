@@ -14,9 +14,19 @@ Two kinds of ERF run on the same algebra (see `erftheory.layers`):
 - ``kind="gradient"``: the gradient of the output unit with *fixed* weights;
 - ``kind="expected_square"``: the expected squared gradient when the convolutions have
   independent zero-mean random weights with the given per-tap variances. Paths through
-  different random taps are uncorrelated (Eq. 6–8), so their squares add; fixed layers
-  between random ones (average pooling, fixed shortcuts) are combined first and their
-  polynomial's coefficients squared.
+  different random taps are uncorrelated (Eq. 6–8), so their squares add, while paths
+  through the *same* random taps add coherently across fixed layers (average pooling,
+  batch norm, shortcuts): with $D$ the paths through no random layer and, for each family
+  $k$ of paths sharing their random layers, $V_k$ the product of those layers' variance
+  polynomials and $F_k$ the fixed part,
+  $\mathbb E[g^2] = \mathrm{sq}(D) + \sum_k V_k\,\mathrm{sq}(F_k)$ with $\mathrm{sq}$ the
+  coefficient-wise square. A pointwise random factor (dropout's mask, an activation's
+  slope under the independence assumption of Section 2.4) is its mean plus noise that is
+  independent from pixel to pixel, which adds the squares of everything below it. This
+  is exact for random convolutions, fixed layers and dropout in a chain; for an
+  activation or dropout *inside* a block it treats the paths below the block as coherent,
+  which is exact unless fixed multi-tap layers lie between the block and the nearest
+  random convolution below it.
 
 Example:
     >>> from erftheory import Kernel, Network
@@ -31,7 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -85,16 +95,13 @@ class _Algebra:
     def shift(self, r: Any, s: tuple[int, ...]) -> Any: ...
     def add(self, a: Any, b: Any) -> Any: ...
 
-    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
-        """The polynomial whose coefficients are the squares of ``fixed``'s."""
+    def from_sq(self, p: Any) -> Any:
+        """The polynomial whose coefficients are the squares of the exact polynomial ``p``'s."""
         raise NotImplementedError
 
 
 class _Geometry(_Algebra):
     """No polynomial at all: receptive-field arithmetic only."""
-
-    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
-        return None
 
 
 class _Exact(_Algebra):
@@ -132,9 +139,11 @@ class _Exact(_Algebra):
     def add(self, a: Any, b: Any) -> Any:
         return a + b
 
-    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
-        r = fixed(self).rep
-        return self.ctx.from_dict({m: c * c for m, c in r.to_dict().items()})
+    def zero(self) -> Any:
+        return self.ctx.from_dict({})
+
+    def from_sq(self, p: Any) -> Any:
+        return self.ctx.from_dict({m: c * c for m, c in p.to_dict().items()})
 
 
 def _fmpq(x: Any) -> Any:
@@ -223,10 +232,9 @@ class _Moments(_Algebra):
             tuple(tuple(a[2][i][j] + b[2][i][j] for j in range(d)) for i in range(d)),
         )
 
-    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
-        r = fixed(_Exact(self.ndim)).rep
+    def from_sq(self, p: Any) -> Any:
         return self._from_terms(
-            (tuple(int(e) for e in m), Fraction(int(c.p), int(c.q)) ** 2) for m, c in r.terms()
+            (tuple(int(e) for e in m), Fraction(int(c.p), int(c.q)) ** 2) for m, c in p.terms()
         )
 
 
@@ -259,10 +267,6 @@ class _Bound(_Algebra):
         hi, lo = max(a[0], b[0]), min(a[0], b[0])
         l1 = hi + math.log2(1 + 2.0 ** (lo - hi)) if lo > -math.inf else hi
         return (l1, a[1] + b[1])
-
-    def squared(self, fixed: Callable[[_Algebra], _Transfer]) -> Any:
-        r = fixed(self).rep
-        return (2 * r[0], 2 * r[1])
 
 
 def _log2(x: Fraction) -> float:
@@ -306,73 +310,159 @@ def _sum(parts: Sequence[_Transfer], alg: _Algebra, where: Layer) -> _Transfer:
     return _Transfer(rep, parts[0].jump, pad, size)
 
 
-def _is_random(layer: Layer) -> bool:
-    """Whether ``layer`` holds zero-mean random taps (or random routing) somewhere."""
-    if isinstance(layer, _Spatial):
-        return layer.random
-    if isinstance(layer, _Block):
-        return any(_is_random(x) for b in layer.branches for x in b)
-    return False
-
-
-def _layer(layer: Layer, kind: str, alg: _Algebra) -> _Transfer:
+def _layer(layer: Layer, alg: _Algebra) -> _Transfer:
+    """The gradient-kind transfer of one layer."""
     d = alg.ndim
     if isinstance(layer, _Spatial):
         return _Transfer(
-            alg.kernel(layer.kernel(kind, d), layer.dilation(d)),
+            alg.kernel(layer.kernel("gradient", d), layer.dilation(d)),
             layer.stride(d),
             layer.padding(d),
             layer.extent(d),
         )
     if isinstance(layer, _Scalar):
         t = _unit(alg)
-        t.rep = alg.scale(t.rep, layer.factor(kind))
+        t.rep = alg.scale(t.rep, layer.factor("gradient"))
         return t
     if isinstance(layer, _Block):
-        if kind == "gradient":
-            return _sum([_chain(b, kind, alg) for b in layer.branches], alg, layer)
-        fixed = [b for b in layer.branches if not any(_is_random(x) for x in b)]
-        parts = [_chain(b, kind, alg) for b in layer.branches if b not in fixed]
-        if fixed:
-            # Fixed branches are coherent: add their gradients, then square.
-            geo = _sum([_chain(b, "gradient", _Geometry(d)) for b in fixed], _Geometry(d), layer)
-            geo.rep = alg.squared(
-                lambda a: _sum([_chain(b, "gradient", a) for b in fixed], a, layer)
-            )
-            parts.append(geo)
-        return _sum(parts, alg, layer)
+        return _sum([_chain(b, "gradient", alg) for b in layer.branches], alg, layer)
     raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} is not an erftheory layer")
 
 
 def _chain(layers: Sequence[Layer], kind: str, alg: _Algebra) -> _Transfer:
+    """The transfer of a chain of layers (input first) for ``kind``."""
+    if kind == "expected_square":
+        return _square(layers, alg)
     t = _unit(alg)
-    if kind == "gradient":
-        for layer in layers:
-            t = _compose(t, _layer(layer, kind, alg), alg)
-        return t
-    factor: Any = Fraction(1)
-    group: list[Layer] = []
+    for layer in layers:
+        t = _compose(t, _layer(layer, alg), alg)
+    return t
 
-    def flush(t: _Transfer) -> _Transfer:
-        if not group:
-            return t
-        fixed = tuple(group)
-        geo = _chain(fixed, "gradient", _Geometry(alg.ndim))
-        geo.rep = alg.squared(lambda a: _chain(fixed, "gradient", a))
-        group.clear()
-        return _compose(t, geo, alg)
 
+# ---------------------------------------------------------------- expected squares
+# The gradient of a random-weight network is a sum over paths, each a product of one
+# tap per layer. Paths that use different sets of random taps are uncorrelated (every
+# weight has mean 0), so with $D$ the paths through no random layer and, per family $k$
+# of paths through the same random layers, $V_k$ the product of their variance
+# polynomials and $F_k$ the fixed (coherent) part of the paths,
+#
+#     E[g^2] = sq(D) + sum_k V_k sq(F_k),       sq = coefficient-wise square.
+#
+# Composing a then b: D = D_a D_b; families (V_a, F_a D_b), (V_b, D_a F_b) and
+# (V_a V_b, F_a F_b). Branches of a block add their D and pool their families.
+# A pointwise factor f with mean mu and variance s^2, independent from pixel to pixel
+# (dropout's mask; an activation's slope under the independence assumption), is
+# mu + noise: D and F scale by mu, and the noise closes every segment below it:
+# (s^2 sq(D), 1) and (s^2 V sq(F), 1).
+
+
+class _Mixed:
+    """``D`` (exact polynomial) and families ``[(V, F)]`` (V in the target algebra)."""
+
+    __slots__ = ("D", "fams")
+
+    def __init__(self, D: Any, fams: list[tuple[Any, Any]]) -> None:
+        self.D, self.fams = D, fams
+
+
+_MAX_FAMILIES = 4096
+
+
+def _merge(fams: list[tuple[Any, Any]], alg: _Algebra) -> list[tuple[Any, Any]]:
+    """Pool families with equal fixed parts F (their V add); drop F = 0."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for V, F in fams:
+        if F.is_zero():
+            continue
+        key = str(F)
+        out[key] = (alg.add(out[key][0], V), F) if key in out else (V, F)
+    if len(out) > _MAX_FAMILIES:
+        raise ERFValueError(
+            f"kind='expected_square' needs more than {_MAX_FAMILIES} families of paths with "
+            f"different fixed parts; use fewer fixed (non-random) layers between random ones"
+        )
+    return list(out.values())
+
+
+def _square(layers: Sequence[Layer], alg: _Algebra) -> _Transfer:
+    """The expected-square transfer of a chain, in ``alg``."""
+    ex = _Exact(alg.ndim)
+    t = _sq_chain(layers, alg, ex)
+    m: _Mixed = t.rep
+    rep = alg.from_sq(m.D)
+    for V, F in m.fams:
+        rep = alg.add(rep, alg.mul(V, alg.from_sq(F)))
+    return _Transfer(rep, t.jump, t.pad, t.size)
+
+
+def _sq_chain(layers: Sequence[Layer], alg: _Algebra, ex: _Exact) -> _Transfer:
+    d = alg.ndim
+    t = _Transfer(_Mixed(ex.one(), []), (1,) * d, (0,) * d, (1,) * d)
     for layer in layers:
         if isinstance(layer, _Scalar):
-            factor *= Fraction(layer.factor(kind))
-        elif _is_random(layer):
-            t = _compose(flush(t), _layer(layer, kind, alg), alg)
+            mu = Fraction(layer.factor("gradient"))
+            noise = Fraction(layer.factor("expected_square")) - mu * mu
+            if noise < 0:
+                raise ERFValueError(
+                    f"{layer!r}: its mean square factor is below the square of its mean factor "
+                    f"(E[f^2] < E[f]^2), which no random factor can have"
+                )
+            m: _Mixed = t.rep
+            fams = [(V, F * _fmpq(mu)) for V, F in m.fams]
+            if noise:
+                if not m.D.is_zero():
+                    fams.append((alg.scale(alg.from_sq(m.D), noise), ex.one()))
+                fams += [
+                    (alg.scale(alg.mul(V, alg.from_sq(F)), noise), ex.one()) for V, F in m.fams
+                ]
+            t.rep = _Mixed(m.D * _fmpq(mu), _merge(fams, alg))
         else:
-            group.append(layer)
-    t = flush(t)
-    if factor != 1:
-        t.rep = alg.scale(t.rep, factor)
+            t = _sq_compose(t, _sq_layer(layer, alg, ex), alg, ex)
     return t
+
+
+def _sq_layer(layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
+    d = alg.ndim
+    if isinstance(layer, _Spatial):
+        geo = (layer.stride(d), layer.padding(d), layer.extent(d))
+        if layer.random:
+            v = alg.kernel(layer.kernel("expected_square", d), layer.dilation(d))
+            return _Transfer(_Mixed(ex.zero(), [(v, ex.one())]), *geo)
+        return _Transfer(
+            _Mixed(ex.kernel(layer.kernel("gradient", d), layer.dilation(d)), []), *geo
+        )
+    if isinstance(layer, _Block):
+        parts = [_sq_chain(b, alg, ex) for b in layer.branches]
+        jumps = {t.jump for t in parts}
+        if len(jumps) > 1:
+            _sum([_chain(b, "gradient", _Geometry(d)) for b in layer.branches], _Geometry(d), layer)
+        pad = tuple(max(t.pad[i] for t in parts) for i in range(d))
+        D = ex.zero()
+        fams: list[tuple[Any, Any]] = []
+        for t in parts:
+            s = tuple(pad[i] - t.pad[i] for i in range(d))
+            D = D + ex.shift(t.rep.D, s)
+            fams += [(alg.shift(V, s), F) for V, F in t.rep.fams]
+        size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in range(d))
+        return _Transfer(_Mixed(D, _merge(fams, alg)), parts[0].jump, pad, size)
+    raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} is not an erftheory layer")
+
+
+def _sq_compose(a: _Transfer, b: _Transfer, alg: _Algebra, ex: _Exact) -> _Transfer:
+    J = a.jump
+    ma: _Mixed = a.rep
+    mb: _Mixed = b.rep
+    Db = ex.inflate(mb.D, J)
+    fb = [(alg.inflate(V, J), ex.inflate(F, J)) for V, F in mb.fams]
+    fams = [(V, F * Db) for V, F in ma.fams]
+    fams += [(V, ma.D * F) for V, F in fb]
+    fams += [(alg.mul(V, V2), F * F2) for V, F in ma.fams for V2, F2 in fb]
+    geo = _compose(
+        _Transfer(None, a.jump, a.pad, a.size),
+        _Transfer(None, b.jump, b.pad, b.size),
+        _Geometry(alg.ndim),
+    )
+    return _Transfer(_Mixed(ma.D * Db, _merge(fams, alg)), geo.jump, geo.pad, geo.size)
 
 
 # --------------------------------------------------------------------------- public API
@@ -473,7 +563,12 @@ class Network:
     # ------------------------------------------------------------ exact transfer
     def _check_memory(self, kind: str) -> None:
         g = self._geometry()
-        l1, den = _chain(self.layers, kind, _Bound(self.ndim)).rep
+        l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
+        if kind == "expected_square":
+            # All coefficients are >= 0, so their sum (exact, from the moments) bounds them;
+            # denominators are at most squared.
+            total = self.moments(kind)[0]
+            l1, den = (_log2(abs(Fraction(total))), 2 * den)
         terms = math.prod(g.size)
         bits = max(l1, 0.0) + 2 * den + 64
         _config.check_size(
