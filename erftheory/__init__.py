@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ._config import get_memory_limit, memory_limit, set_memory_limit
 from ._errors import ERFTypeError, ERFValueError, SizeLimitError
+from .arch import load_arch, parse_arch
 from .binomial import extended_binomial, extended_binomial_coefficient
 from .gaussian import GaussianFit
 from .kernel import Kernel
@@ -63,7 +64,9 @@ __all__ = [
     "extended_binomial_coefficient",
     "from_torch",
     "get_memory_limit",
+    "load_arch",
     "memory_limit",
+    "parse_arch",
     "profile",
     "set_memory_limit",
 ]

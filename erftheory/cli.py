@@ -1,8 +1,16 @@
 """The ``erftheory`` command line.
 
 Every failure that is the user's (a malformed kernel, a bad layer count, a size
-the memory guard refuses, an output path that cannot be written) exits with
-status 2 and a short message on stderr; tracebacks are reserved for bugs.
+the memory guard refuses, an output path that cannot be written, an invalid
+architecture file) exits with status 2 and a short message on stderr; tracebacks
+are reserved for bugs.
+
+``erftheory profile --arch FILE`` profiles a whole network described in JSON or YAML
+(`erftheory.arch`). When its exact profile is above the memory limit, it still prints
+the receptive field, the moments-based ERF standard deviation and the per-layer
+table, writes one ``erftheory: note: ...`` line on stderr and exits with status 0;
+with ``--plot`` the figure cannot be drawn, so that case exits with status 2 (after
+the same output) and one ``erftheory: error: ...`` line.
 """
 
 from __future__ import annotations
@@ -12,14 +20,17 @@ import json
 import os
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
 from ._config import set_memory_limit
-from ._errors import ERFTypeError, ERFValueError
+from ._errors import ERFTypeError, ERFValueError, SizeLimitError
+from .arch import load_arch
 from .kernel import Kernel
-from .profile import Profile, profile
+from .network import Network
+from .profile import METHODS, Profile, profile
 
 __all__ = ["main"]
 
@@ -35,6 +46,15 @@ _EPILOG_PROFILE = """examples:
   erftheory profile --kernel "1,1,1;1,1,1;1,1,1" --layers 20 --plot erf.png
   erftheory profile --kernel 1,2,1 --layers 100 --json
   erftheory profile --kernel "1,1,1;1,1,1;1,1,1" --layers 10 --plot erf.png --log
+  erftheory profile --arch docs/examples/vgg16.json               # a network (JSON or YAML)
+  erftheory profile --arch net.yaml --kind expected_square --json
+
+architecture files (see docs/architectures.md):
+  {"ndim": 2, "layers": [{"conv": {"size": 3, "stride": 2}}, "relu",
+                         {"maxpool": {"size": 2}}, {"repeat": {"times": 3, "layers": [...]}}]}
+  --arch prints the summary, then the RF size, jump and ERF std after each layer. When the
+  exact profile is above the memory limit it prints the RF, the moments and the table, with
+  a note on stderr, and exits 0 (2 with --plot, which needs the profile).
 """
 
 
@@ -63,6 +83,12 @@ def _layers(text: str) -> int:
     return int(text)
 
 
+def _positive(text: str) -> int:
+    if not re.fullmatch(r"\s*\d{1,6}\s*", text) or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def _anchor(text: str) -> Any:
     parts = [p.strip() for p in text.split(",")]
     if not (1 <= len(parts) <= 2) or not all(re.fullmatch(r"\d{1,9}", p) for p in parts):
@@ -71,16 +97,16 @@ def _anchor(text: str) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--kernel",
-        required=True,
+        required=required,
         metavar="W",
         help="weights separated by commas; rows of a 2-D kernel separated by ';' "
         "(ints, fractions such as 1/4, decimals such as 0.25)",
     )
     p.add_argument(
-        "--layers", required=True, type=_layers, metavar="N", help="number of layers n ≥ 0"
+        "--layers", required=required, type=_layers, metavar="N", help="number of layers n ≥ 0"
     )
     p.add_argument(
         "--anchor",
@@ -122,16 +148,41 @@ def build_parser() -> argparse.ArgumentParser:
         "profile",
         prog="erftheory profile",
         help="summarise an ERF: moments, ERF sizes, RF size, distance to the Gaussian",
-        description="Summarise the ERF of n stacked layers: mean and variance (Eq. 10), the "
-        "one-sigma radius, the Fig. 2 size, centred-mass sizes, the theoretical RF, "
-        "the ERF/RF ratio and the distance to the Gaussian limit.",
+        description="Summarise the ERF of n stacked layers (--kernel, --layers) or of a network "
+        "described in a file (--arch): mean and variance (Eq. 10), the one-sigma radius, the "
+        "Fig. 2 size, centred-mass sizes, the theoretical RF, the ERF/RF ratio and the "
+        "distance to the Gaussian limit; for a network also the RF, jump and ERF std after "
+        "each layer.",
         epilog=_EPILOG_PROFILE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="erftheory profile --kernel W --layers N [--anchor A] [--json] [--plot FILE] [--log]",
+        usage="erftheory profile (--kernel W --layers N [--anchor A] | --arch FILE [--kind K]) "
+        "[--method M] [--json] [--plot FILE] [--log]",
     )
-    _common(p)
+    _common(p, required=False)
+    p.add_argument(
+        "--arch",
+        metavar="FILE",
+        help="a network described in JSON (or YAML: .yaml/.yml) instead of --kernel/--layers; "
+        "see docs/architectures.md",
+    )
+    p.add_argument(
+        "--kind",
+        choices=("gradient", "expected_square"),
+        help="with --arch: 'gradient' (fixed weights, the default) or 'expected_square' "
+        "(zero-mean random weights whose per-tap variances are the kernels)",
+    )
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="auto",
+        help="engine for the profile (default auto; see docs/engines.md)",
+    )
+    p.add_argument(
+        "--dps", type=_positive, metavar="D", help="decimal digits of --method arb (default 30)"
+    )
     p.add_argument("--plot", metavar="FILE", help="save a figure (.png, .pdf or .svg)")
     p.add_argument("--log", action="store_true", help="logarithmic scale in the plot")
+    p.set_defaults(subparser=p)
     v = sub.add_parser(
         "verify",
         prog="erftheory verify",
@@ -201,12 +252,18 @@ def _coefficients(args: argparse.Namespace, prof: Profile) -> None:
             out.write(" ".join(_text(c) for c in row) + "\n")
 
 
-def _profile(args: argparse.Namespace, prof: Profile) -> None:
+def _plot_target(args: argparse.Namespace) -> Path | None:
+    """Check ``--plot`` (path and matplotlib) before any work is done."""
     plot_path = _check_output(args.plot) if args.plot else None
     if plot_path is not None:
         from .plotting import require_matplotlib
 
         require_matplotlib()
+    return plot_path
+
+
+def _summary(args: argparse.Namespace, prof: Profile, plot_path: Path | None) -> dict[str, Any]:
+    """`Profile.summary`, after drawing the figure when ``--plot`` asks for one."""
     summary = prof.summary()
     if plot_path is not None:
         from .plotting import plot_profile
@@ -216,19 +273,24 @@ def _profile(args: argparse.Namespace, prof: Profile) -> None:
         except OSError as exc:
             _fail(f"--plot {args.plot!r}: the file cannot be written ({exc.strerror or exc})")
         summary["plot"] = str(plot_path)
-    if args.json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-        return
+    return summary
+
+
+def _summary_lines(
+    prof: Profile,
+    summary: dict[str, Any],
+    mean_note: str = "pixels from the output unit, Eq. 10",
+    rf_note: str = "theoretical: n(k-1)+1",
+) -> list[str]:
+    """The lines of the text summary from ``mean`` to the Gaussian distance."""
     g = summary["gaussian"]
     std = summary["std"]
     mass = ", ".join(f"{float(f) * 100:g}%: {v}" for f, v in summary["mass_size"].items())
     lines = [
-        f"kernel            {prof.kernel!r} ({prof.kernel.domain}, anchor {prof.kernel.anchor})",
-        f"layers            {prof.layers}   (engine: {prof.method})",
-        f"mean              {_show(summary['mean'])}   (pixels from the output unit, Eq. 10)",
+        f"mean              {_show(summary['mean'])}   ({mean_note})",
         f"variance          {_show(summary['variance'])}",
         f"std (1σ radius)   {_show(std)}   (the paper's ERF size, Section 2.3)",
-        f"RF size           {_show(summary['rf_size'])}   (theoretical: n(k-1)+1)",
+        f"RF size           {_show(summary['rf_size'])}   ({rf_note})",
         f"ERF size, Fig. 2  {summary['threshold_size']:.6g}   (pixels above 0.0455 × centre"
         f"{'; square root of the count' if prof.ndim == 2 else ''})",
         f"ERF size, mass    {mass}   (centred square side)",
@@ -238,9 +300,138 @@ def _profile(args: argparse.Namespace, prof: Profile) -> None:
         f"{g['total_variation']:.3g}"
         + (f", Kolmogorov {g['kolmogorov']:.3g}" if g["kolmogorov"] is not None else ""),
     ]
-    if plot_path is not None:
-        lines.append(f"plot              {plot_path}")
+    if "plot" in summary:
+        lines.append(f"plot              {summary['plot']}")
+    return lines
+
+
+def _profile(args: argparse.Namespace, prof: Profile) -> None:
+    summary = _summary(args, prof, _plot_target(args))
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    lines = [
+        f"kernel            {prof.kernel!r} ({prof.kernel.domain}, anchor {prof.kernel.anchor})",
+        f"layers            {prof.layers}   (engine: {prof.method})",
+        *_summary_lines(prof, summary),
+    ]
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------ --arch
+def _table(net: Network, kind: str) -> tuple[list[dict[str, Any]], str]:
+    """The per-layer rows (as JSON values) and their text."""
+    rows = [
+        {
+            "index": r.index,
+            "layer": r.layer,
+            "rf_size": _listed(r.rf_size),
+            "jump": _listed(r.jump),
+            "std": _listed(r.std),
+        }
+        for r in net.table(kind)
+    ]
+    return rows, net.format_table(kind)
+
+
+def _listed(x: Any) -> Any:
+    return list(x) if isinstance(x, tuple) else x
+
+
+def _exact(x: Any) -> Any:
+    """An exact value as JSON text ('3/2'), or a float when its digits would be too many."""
+    if isinstance(x, (list, tuple)):
+        return [_exact(v) for v in x]
+    if x is None or isinstance(x, float):
+        return x
+    f = Fraction(x)
+    if max(abs(f.numerator), f.denominator).bit_length() > 256:
+        return float(f)
+    return str(f)
+
+
+def _arch(args: argparse.Namespace, kind: str) -> int:
+    net = load_arch(args.arch)
+    plot_path = _plot_target(args)
+    dims = f"{net.ndim}-D"
+    head = f"architecture      {args.arch}   ({len(net)} layers, {dims})"
+    rf = net.receptive_field
+    try:
+        prof = net.profile(kind, method=args.method, dps=args.dps)
+        summary = _summary(args, prof, plot_path)
+    except SizeLimitError as exc:
+        return _arch_too_large(args, net, kind, head, exc)
+    rows, table = _table(net, kind)
+    if args.json:
+        doc = {"arch": args.arch, **summary, "table": rows}
+        sys.stdout.write(json.dumps(doc) + "\n")
+        return 0
+    lines = [
+        head,
+        f"kind              {kind}   (engine: {prof.method})",
+        *_summary_lines(
+            prof,
+            summary,
+            mean_note="pixels from the RF's centre, Eq. 10",
+            rf_note=f"theoretical; jump {_show(_listed(rf.jump))}, "
+            f"offset {_show(_listed(rf.offset))}",
+        ),
+        "",
+        table,
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _arch_too_large(
+    args: argparse.Namespace, net: Network, kind: str, head: str, exc: SizeLimitError
+) -> int:
+    """RF, moments and table of a network whose exact profile is above the memory limit."""
+    rf = net.receptive_field
+    _, mean, cov = net.moments(kind)
+    std = net.std(kind)
+    variance = None if cov is None else (cov if net.ndim == 1 else [cov[0][0], cov[1][1]])
+    rows, table = _table(net, kind)
+    if args.json:
+        doc: dict[str, Any] = {
+            "arch": args.arch,
+            "network": repr(net),
+            "kind": kind,
+            "profile": None,
+            "note": f"the exact profile is too large: {exc}",
+            "rf_size": _listed(rf.size),
+            "jump": _listed(rf.jump),
+            "offset": _listed(rf.offset),
+            "mean": _exact(mean),
+            "variance": _exact(variance),
+            "std": _listed(std),
+            "table": rows,
+        }
+        if net.ndim == 2 and cov is not None:
+            doc["covariance"] = _exact(cov)
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        lines = [
+            head,
+            f"kind              {kind}   (exact profile skipped: above the memory limit)",
+            f"mean              {_show(_exact(mean))}   (pixels from the RF's centre; moments "
+            f"of the transfer polynomial, exact)",
+            f"variance          {_show(_exact(variance))}",
+            f"std (1σ radius)   {_show(_listed(std))}   (the paper's ERF size, Section 2.3)",
+            f"RF size           {_show(_listed(rf.size))}   (theoretical; jump "
+            f"{_show(_listed(rf.jump))}, offset {_show(_listed(rf.offset))})",
+            "",
+            table,
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    if args.plot:
+        _fail(f"--plot {args.plot!r}: the exact profile is too large to plot ({exc})")
+    sys.stderr.write(
+        f"erftheory: note: the exact profile is too large ({exc}); printed the RF, the "
+        f"moments-based std and the per-layer table instead\n"
+    )
+    return 0
 
 
 def _show(x: Any) -> str:
@@ -262,18 +453,52 @@ def main(argv: list[str] | None = None) -> int:
         from .verify import run_all
 
         return run_all(json=args.json)
+    arch = getattr(args, "arch", None)
+    if args.command == "profile":
+        sub: argparse.ArgumentParser = args.subparser
+        given = [
+            name
+            for name, value in (
+                ("--kernel", args.kernel),
+                ("--layers", args.layers),
+                ("--anchor", args.anchor),
+            )
+            if value is not None
+        ]
+        if arch is not None and given:
+            sub.error(
+                f"argument --arch: not allowed with {'/'.join(given)}; give either a kernel "
+                f"and a layer count or an architecture file"
+            )
+        if arch is None:
+            missing = [
+                n for n, v in (("--kernel", args.kernel), ("--layers", args.layers)) if v is None
+            ]
+            if missing:
+                sub.error(
+                    f"the following arguments are required: {', '.join(missing)} "
+                    f"(or give --arch FILE)"
+                )
+            if args.kind is not None:
+                sub.error(
+                    "argument --kind: only with --arch (a single kernel's profile is the same "
+                    "for both kinds)"
+                )
+        if args.dps is not None and args.method != "arb":
+            sub.error(f"argument --dps: only with --method arb, not --method {args.method}")
     try:
         if args.memory_limit is not None:
             set_memory_limit(args.memory_limit)
+        if arch is not None:
+            return _arch(args, args.kind or "gradient")
         try:
             kernel = Kernel.parse(args.kernel, anchor=args.anchor)
         except (ERFValueError, ERFTypeError) as exc:
             _fail(f"--kernel {args.kernel!r}: {exc}")
-        prof = profile(kernel, layers=args.layers)
         if args.command == "coefficients":
-            _coefficients(args, prof)
+            _coefficients(args, profile(kernel, layers=args.layers))
         else:
-            _profile(args, prof)
+            _profile(args, profile(kernel, layers=args.layers, method=args.method, dps=args.dps))
     except (ERFValueError, ERFTypeError) as exc:
         _fail(str(exc))
     except BrokenPipeError:

@@ -386,8 +386,10 @@ def _merge(fams: list[tuple[Any, Any]], alg: _Algebra) -> list[tuple[Any, Any]]:
 
 def _square(layers: Sequence[Layer], alg: _Algebra) -> _Transfer:
     """The expected-square transfer of a chain, in ``alg``."""
-    ex = _Exact(alg.ndim)
-    t = _sq_chain(layers, alg, ex)
+    return _sq_final(_sq_chain(layers, alg, _Exact(alg.ndim)), alg)
+
+
+def _sq_final(t: _Transfer, alg: _Algebra) -> _Transfer:
     m: _Mixed = t.rep
     rep = alg.from_sq(m.D)
     for V, F in m.fams:
@@ -395,30 +397,36 @@ def _square(layers: Sequence[Layer], alg: _Algebra) -> _Transfer:
     return _Transfer(rep, t.jump, t.pad, t.size)
 
 
-def _sq_chain(layers: Sequence[Layer], alg: _Algebra, ex: _Exact) -> _Transfer:
+def _sq_start(alg: _Algebra, ex: _Exact) -> _Transfer:
     d = alg.ndim
-    t = _Transfer(_Mixed(ex.one(), []), (1,) * d, (0,) * d, (1,) * d)
+    return _Transfer(_Mixed(ex.one(), []), (1,) * d, (0,) * d, (1,) * d)
+
+
+def _sq_chain(layers: Sequence[Layer], alg: _Algebra, ex: _Exact) -> _Transfer:
+    t = _sq_start(alg, ex)
     for layer in layers:
-        if isinstance(layer, _Scalar):
-            mu = Fraction(layer.factor("gradient"))
-            noise = Fraction(layer.factor("expected_square")) - mu * mu
-            if noise < 0:
-                raise ERFValueError(
-                    f"{layer!r}: its mean square factor is below the square of its mean factor "
-                    f"(E[f^2] < E[f]^2), which no random factor can have"
-                )
-            m: _Mixed = t.rep
-            fams = [(V, F * _fmpq(mu)) for V, F in m.fams]
-            if noise:
-                if not m.D.is_zero():
-                    fams.append((alg.scale(alg.from_sq(m.D), noise), ex.one()))
-                fams += [
-                    (alg.scale(alg.mul(V, alg.from_sq(F)), noise), ex.one()) for V, F in m.fams
-                ]
-            t.rep = _Mixed(m.D * _fmpq(mu), _merge(fams, alg))
-        else:
-            t = _sq_compose(t, _sq_layer(layer, alg, ex), alg, ex)
+        t = _sq_step(t, layer, alg, ex)
     return t
+
+
+def _sq_step(t: _Transfer, layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
+    """``t`` followed by ``layer``."""
+    if not isinstance(layer, _Scalar):
+        return _sq_compose(t, _sq_layer(layer, alg, ex), alg, ex)
+    mu = Fraction(layer.factor("gradient"))
+    noise = Fraction(layer.factor("expected_square")) - mu * mu
+    if noise < 0:
+        raise ERFValueError(
+            f"{layer!r}: its mean square factor is below the square of its mean factor "
+            f"(E[f^2] < E[f]^2), which no random factor can have"
+        )
+    m: _Mixed = t.rep
+    fams = [(V, F * _fmpq(mu)) for V, F in m.fams]
+    if noise:
+        if not m.D.is_zero():
+            fams.append((alg.scale(alg.from_sq(m.D), noise), ex.one()))
+        fams += [(alg.scale(alg.mul(V, alg.from_sq(F)), noise), ex.one()) for V, F in m.fams]
+    return _Transfer(_Mixed(m.D * _fmpq(mu), _merge(fams, alg)), t.jump, t.pad, t.size)
 
 
 def _sq_layer(layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
@@ -661,20 +669,29 @@ class Network:
             [(3, 1), (5, 2), (9, 2)]
         """
         kind = check_kind(kind)
+        d = self.ndim
         rows = []
-        for i, layer in enumerate(self.layers):
-            prefix = self.layers[: i + 1]
-            geo = _chain(prefix, "gradient", _Geometry(self.ndim))
-            mom = _chain(prefix, kind, _Moments(self.ndim))
-            mom.size = geo.size
-            cov = self._moments_of(mom)[2]
+        geo = _unit(_Geometry(d))
+        mom = _unit(_Moments(d))
+        ex = _Exact(d)
+        sq = _sq_start(_Moments(d), ex)
+        for i, layer in enumerate(self.layers):  # prefixes, built incrementally
+            geo = _compose(geo, _layer(layer, _Geometry(d)), _Geometry(d))
+            if kind == "gradient":
+                mom = _compose(mom, _layer(layer, _Moments(d)), _Moments(d))
+                cur = mom
+            else:
+                sq = _sq_step(sq, layer, _Moments(d), ex)
+                cur = _sq_final(sq, _Moments(d))
+            cur.size = geo.size
+            cov = self._moments_of(cur)[2]
             rows.append(
                 LayerRow(
                     i,
                     layer.describe(),
                     self._axes(geo.size),
                     self._axes(geo.jump),
-                    _std(cov, self.ndim),
+                    _std(cov, d),
                 )
             )
         return rows

@@ -31,6 +31,13 @@ Numeric spot checks compute coefficients from the definitions — explicit backw
 (chain rule of each layer), exact enumeration of dropout masks — and from polynomial
 powers of inflated kernels (zeros inserted between taps) with `erftheory.profile` and
 python-flint; the variances are then computed from the coefficients.
+
+Cross-check through the layer algebra: the same strided, dilated, residual and dropout
+networks built from `erftheory.Network` layers give, with `Network.profile`, exactly the
+coefficients of the explicit backward passes, in both kinds. For
+``kind="expected_square"`` the kernels are per-tap weight variances; the reference is the
+exact expectation of the squared backward pass over symbolic zero-mean weights and
+Bernoulli dropout masks, in which the cross terms of different paths vanish.
 """
 
 from __future__ import annotations
@@ -42,9 +49,9 @@ from fractions import Fraction
 import flint
 import sympy
 
-from erftheory import Kernel, profile
+from erftheory import BatchNorm, Conv, Dropout, Kernel, Network, Residual, profile
 
-from ._util import pick, require, variance_from_coefficients, zero
+from ._util import expect, pick, require, variance_from_coefficients, zero
 
 NAME = "sec25_architectures"
 SECTION = "2.5"
@@ -166,6 +173,13 @@ def _numeric(variant: str | None) -> None:
     _, var = variance_from_coefficients(coeffs)
     want = sum(J**power * Kernel(w).moments()[1] for (w, _), J in zip(stack, Js, strict=True))
     require(var == want, f"strided stack variance {var}, sum J^{power} Var_l = {want}")
+    net = Network([Conv(Kernel(w), stride=s, padding=0) for w, s in stack])
+    for kind in ("gradient", "expected_square"):  # all taps random: the same polynomial
+        require(
+            net.profile(kind).coefficients == coeffs, f"strided stack: Network ({kind}) vs backprop"
+        )
+    require(net.receptive_field.offset == 0, "strided stack: padding 0 gives offset 0")
+    require(net.moments()[2] == var, "strided stack: Network.moments variance vs backprop")
 
     # Dilation: explicit backward pass x^l(i) = sum_a w(a) x^{l-1}(i + d a).
     for w, d, n in (([1, 2, 1], 2, 3), ([1, 1, 1], 4, 2), ([3, 1, 0, 2], 3, 4)):
@@ -179,6 +193,12 @@ def _numeric(variant: str | None) -> None:
         direct = [grad.get(t, 0) for t in range(max(grad) + 1)]
         dilated = profile(Kernel(_inflate(w, d)), layers=n)
         require(dilated.coefficients == direct, f"dilated {w}, d = {d}: engine vs backward pass")
+        net = Network([Conv(Kernel(w), dilation=d, padding=0)] * n)
+        for kind in ("gradient", "expected_square"):
+            require(
+                net.profile(kind).coefficients == direct,
+                f"dilated {w}, d = {d}: Network ({kind}) vs backward pass",
+            )
         _, var = variance_from_coefficients(direct)
         base = profile(Kernel(w), layers=n).variance
         require(var == d**power * base, f"dilation d = {d}: variance {var} vs d^{power} * {base}")
@@ -202,6 +222,13 @@ def _numeric(variant: str | None) -> None:
         block = [x + y for x, y in zip(block, w, strict=True)]
         powered = profile(Kernel(block), layers=n).coefficients
         require(powered == direct, f"residual {w}: backward pass vs (z^a + V)^n")
+        net = Network([Residual(Conv(kern))] * n)
+        require(net.receptive_field.offset == lo, f"residual {w}: RF offset vs backward pass")
+        for kind in ("gradient", "expected_square"):  # the identity skip squares to 1
+            require(
+                net.profile(kind).coefficients == direct,
+                f"residual {w}: Network ({kind}) vs backward pass",
+            )
         mixture = [0] * (n * (len(w) - 1) + 1)
         for i in range(n + 1):
             for t, cf in enumerate(profile(kern, layers=i).coefficients):
@@ -251,6 +278,65 @@ def _numeric(variant: str | None) -> None:
         total = sum(expected.values())
         shape = [expected.get(-t, 0) / total for t in range(len(o))]
         require(shape == [Fraction(x, sum(o)) for x in o], "dropout changes the normalised shape")
+        # The layer algebra: a mask on the input of each layer (inverted dropout with
+        # keep probability q; plain dropout is that times q), and the kernel reversed
+        # because x^p(i) reads x^{p-1}(i - m): output unit 0 reads pixels -2 .. 0.
+        net = _dropout_network(w, n, q, r)
+        lo = net.receptive_field.offset
+        got = net.profile("gradient").coefficients
+        require(
+            got == [expected.get(lo + e, 0) for e in range(len(got))],
+            f"dropout r = {r}: Network (gradient) vs the expectation over masks",
+        )
+    _dropout_expected_square()
+
+
+def _dropout_network(w: list[int], n: int, q: Fraction, r: Fraction) -> Network:
+    """Dropout (keep q, scale 1/r) on the input of each of n layers x^p(i) = sum w(m) x(i - m)."""
+    mask = [Dropout(1 - q)] + ([] if r == q else [BatchNorm(q / r)])
+    return Network([*mask, Conv(Kernel(w[::-1]), padding=len(w) - 1)] * n)
+
+
+def _dropout_expected_square() -> None:
+    """E[g^2] over zero-mean random weights and dropout masks, symbolically, vs Network."""
+    q = Fraction(2, 3)
+    v = [1, 2, 3]  # per-tap weight variances
+    n = 2
+    weights = {(p, m): sympy.Symbol(f"w{p}_{m}") for p in range(1, n + 1) for m in range(len(v))}
+    masks: dict[tuple[int, int], sympy.Symbol] = {}
+    moments: dict[sympy.Symbol, object] = {}
+    for (_, m), x in weights.items():  # zero mean, variance v(m); g is linear in each weight
+        moments[x] = lambda e, var=v[m]: {0: 1, 1: 0, 2: var}[e]
+    for r in (Fraction(1), q):
+        grad: dict[int, sympy.Expr] = {0: sympy.Integer(1)}
+        for p in range(n, 0, -1):
+            lower: dict[int, sympy.Expr] = {}
+            for i, g in grad.items():
+                for m in range(len(v)):
+                    j = i - m
+                    if (p, j) not in masks:
+                        masks[(p, j)] = sympy.Symbol(f"m{p}_{j + 10}")
+                        moments[masks[(p, j)]] = lambda e: sympy.Integer(1) if e == 0 else q
+                    term = (
+                        weights[(p, m)]
+                        * g
+                        * masks[(p, j)]
+                        / sympy.Rational(r.numerator, r.denominator)
+                    )
+                    lower[j] = lower.get(j, 0) + term
+            grad = lower
+        square = {t: expect(g**2, moments) for t, g in grad.items()}
+        o = profile(v, layers=n).coefficients
+        per_layer = q / r**2  # E[m^2] / r^2: each path meets one mask per layer
+        for t in range(len(o)):
+            require(square[-t] == per_layer**n * o[t], f"dropout r = {r}: E[g(-{t})^2]")
+        net = _dropout_network(v, n, q, r)
+        lo = net.receptive_field.offset
+        got = net.profile("expected_square").coefficients
+        require(
+            got == [square.get(lo + e, 0) for e in range(len(got))],
+            f"dropout r = {r}: Network (expected_square) vs E[g^2] over weights and masks",
+        )
 
 
 def verify(variant: str | None = None) -> None:
