@@ -374,6 +374,11 @@ def _merge(fams: list[tuple[Any, Any]], alg: _Algebra) -> list[tuple[Any, Any]]:
     for V, F in fams:
         if F.is_zero():
             continue
+        # (V, cF) and (c^2 V, F) are the same family: make F's first coefficient 1.
+        c = F.coeffs()[0]
+        if c != 1:
+            F = F / c
+            V = alg.scale(V, Fraction(int(c.p), int(c.q)) ** 2)
         key = str(F)
         out[key] = (alg.add(out[key][0], V), F) if key in out else (V, F)
     if len(out) > _MAX_FAMILIES:

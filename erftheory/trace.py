@@ -787,8 +787,12 @@ class _Converter:
         scales = [float(g) / math.sqrt(v + mod.eps) for g, v in zip(gamma, var, strict=True)]
         if self.weights == "model":
             return [BatchNorm(_exact(scales[0]))]
-        s2 = math.fsum(s * s for s in scales) / len(scales)
-        return [Activation("batchnorm", _exact(math.sqrt(s2)), _exact(s2))]
+        # Mean scale and mean squared scale over channels, exactly: the spread of the
+        # channels' scales acts as noise on the squared gradient (mean**2 <= mean square).
+        exact = [_exact(s) for s in scales]
+        mean = sum(exact, Fraction(0)) / len(exact)
+        square = sum((s * s for s in exact), Fraction(0)) / len(exact)
+        return [Activation("batchnorm", mean, square)]
 
     def function_layers(self, node: Any, src: Any) -> list[Layer]:
         torch, F = self.torch, self.F

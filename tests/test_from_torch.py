@@ -657,11 +657,12 @@ def test_variance_weights():
         g / math.sqrt(v + bn.eps)
         for g, v in zip(bn.weight.tolist(), bn.running_var.tolist(), strict=True)
     ]
-    s2 = math.fsum(s * s for s in scales) / 5
-    assert net.layers[1].factor("expected_square") == Fraction(s2)
+    s2 = sum(Fraction(s) ** 2 for s in scales) / 5
+    assert net.layers[1].factor("expected_square") == s2
+    assert net.layers[1].factor("gradient") == sum(Fraction(s) for s in scales) / 5
     total = net.moments("expected_square")[0]
     w2 = conv2.weight.detach().double()
-    expected = float((w**2).sum() / 5) * s2 * 0.5 * float((w2**2).sum() / 2)
+    expected = float((w**2).sum() / 5) * float(s2) * 0.5 * float((w2**2).sum() / 2)
     assert float(total) == pytest.approx(expected, rel=1e-12)
 
 
