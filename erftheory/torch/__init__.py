@@ -4,6 +4,11 @@ Needs ``torch`` (``pip install erftheory[torch]``); ``import erftheory`` never i
 it, only ``import erftheory.torch`` does.
 
 - `to_torch`: the torch model of a network, with kernel, all-ones or random weights.
+- `BatchedNetworks`, `batched_input_gradients`: many independent random networks in one
+  pass (channel groups), and their input gradients (Section 3).
+- `paper_network`: the synthetic networks of Sections 3.1 and 2.5.
+- Initialisations: `he_`, `xavier_`, `ones_`, `centre_low_` (Section 4) and their exact
+  per-tap variance kernels, `variance_network` for the theory of a random network.
 
 Example:
     >>> import torch
@@ -18,6 +23,31 @@ Example:
 
 from __future__ import annotations
 
+from .batched import BatchedNetworks, batched_input_gradients, paper_network
 from .build import NetworkModule, to_torch
+from .init import (
+    centre_low_,
+    centre_low_variances,
+    he_,
+    he_variances,
+    ones_,
+    variance_network,
+    xavier_,
+    xavier_variances,
+)
 
-__all__ = ["NetworkModule", "to_torch"]
+__all__ = [
+    "BatchedNetworks",
+    "NetworkModule",
+    "batched_input_gradients",
+    "centre_low_",
+    "centre_low_variances",
+    "he_",
+    "he_variances",
+    "ones_",
+    "paper_network",
+    "to_torch",
+    "variance_network",
+    "xavier_",
+    "xavier_variances",
+]

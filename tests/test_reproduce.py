@@ -1,0 +1,112 @@
+"""`erftheory reproduce --quick`: every figure and the results table, checked for values."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+from erftheory import Kernel, profile  # noqa: E402
+from erftheory.cli import main  # noqa: E402
+
+FIGURES = [
+    "fig1_depth.png",
+    "fig1_activations.png",
+    "fig2_size_ratio.png",
+    "fig_subsampling_dilation.png",
+    "fig3_training.png",
+    "fig_init.png",
+]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("reproduce")
+    assert main(["reproduce", "--quick", "--out", str(out), "--seed", "3"]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_every_figure_and_table_is_written(quick: tuple[Path, dict[str, Any]]) -> None:
+    out, results = quick
+    for name in FIGURES:
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, name
+    md = (out / "results.md").read_text()
+    assert "| slope (log–log) | theory (exact) | experiment | paper | n → ∞ |" in md
+    assert results["quick"] is True and results["seed"] == 3
+    assert results["seconds"]["total"] < 120
+
+
+def test_uniform_networks_measure_exactly_the_theory(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, results = quick
+    uniform = [r for r in results["fig1"]["depth"] if r["label"].startswith("uniform")]
+    assert uniform
+    for r in uniform:
+        # One all-ones network in float64: the gradient is the exact profile.
+        assert r["total_variation"] < 1e-12
+        assert r["experiment_std"] == r["theory_std"]
+
+
+def test_theory_columns_match_the_exact_engine(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, results = quick
+    fig2 = results["fig2"]
+    for d, size, rf in zip(fig2["depths"], fig2["theory_erf_size"], fig2["rf_size"], strict=True):
+        p = profile(Kernel.uniform((3, 3)), d)  # equal variances: the uniform kernel's shape
+        assert size == round(p.threshold_size(), 3)
+        assert rf == 2 * d + 1
+    depths = fig2["depths"]
+    sizes = fig2["theory_erf_size"]
+    lx = [math.log(d) for d in depths]
+    ly = [math.log(s) for s in sizes]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    slope = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum(
+        (a - mx) ** 2 for a in lx
+    )
+    assert fig2["slopes"]["theory_size"] == round(slope, 3)
+    std = {r["label"]: r["theory_std"] for r in results["subsampling_dilation"]}
+    dense, strided, dilated = (std[k] for k in sorted(std, key=lambda k: ("dense" not in k, k)))
+    assert dense == round(math.sqrt(15 * 2 / 3), 4)  # Eq. 10 per axis, 15 layers
+    assert strided > dense and dilated > dense
+
+
+def test_measurements_are_reported_as_numbers(quick: tuple[Path, dict[str, Any]]) -> None:
+    _, results = quick
+    rows = (
+        results["fig1"]["depth"]
+        + results["fig1"]["activations"]
+        + results["subsampling_dilation"]
+        + results["init"]
+        + results["training"]["rows"]
+    )
+    for r in rows:
+        assert 0 <= r["total_variation"] <= 1
+        assert r["experiment_std"] > 0 and math.isfinite(r["experiment_std"])
+    he, low = results["init"]
+    assert low["theory_std"] > he["theory_std"]  # Section 4: centre-low widens the ERF
+    assert 0 <= results["training"]["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reproduce", "--device", "tpu"], "--device 'tpu'"),
+        (["reproduce", "--seed", "-1"], "argument --seed"),
+        (["reproduce", "--out", "/nonexistent-dir/x"], "does not exist"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv: list[str], message: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "erftheory", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) <= 2 and message in err[-1] and "Traceback" not in r.stderr
