@@ -15,8 +15,8 @@ pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
-from erftheory import Kernel, profile  # noqa: E402
-from erftheory.cli import main  # noqa: E402
+from erftheory import Kernel, profile
+from erftheory.cli import main
 
 FIGURES = [
     "fig1_depth.png",
