@@ -265,7 +265,7 @@ def _panels(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             ax.set_ylabel("normalised ERF", fontsize=8)
             ax.legend(fontsize=7)
         fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
         fig.savefig(path, dpi=110)
     finally:
         plt.close(fig)
@@ -366,7 +366,7 @@ def _fig2(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
         fig.suptitle(
             f"Fig. 2: random linear 3×3 networks, {cfg.networks} networks per depth", fontsize=11
         )
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
         fig.savefig(out / "fig2_size_ratio.png", dpi=110)
     finally:
         plt.close(fig)

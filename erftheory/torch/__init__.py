@@ -6,6 +6,11 @@ it, only ``import erftheory.torch`` does.
 - `to_torch`: the torch model of a network, with kernel, all-ones or random weights.
 - `BatchedNetworks`, `batched_input_gradients`: many independent random networks in one
   pass (channel groups), and their input gradients (Section 3).
+- `empirical_erf`: the measured ERF of any torch model (Section 3): signed mean, mean
+  square, mean absolute value or ReLU of the gradient, over random inputs, a tensor or a
+  DataLoader, with standard errors, NaN counting and `torch.distributed` reduction.
+- `compare`: theory against measurement (z-scores, total variation, variance ratio, a
+  verdict at a stated confidence level).
 - `paper_network`: the synthetic networks of Sections 3.1 and 2.5.
 - Initialisations: `he_`, `xavier_`, `ones_`, `centre_low_` (Section 4) and their exact
   per-tap variance kernels, `variance_network` for the theory of a random network.
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 from .batched import BatchedNetworks, batched_input_gradients, paper_network
 from .build import NetworkModule, to_torch
+from .compare import Comparison, compare, total_variation
+from .empirical import EmpiricalERF, empirical_erf
 from .init import (
     centre_low_,
     centre_low_variances,
@@ -38,15 +45,20 @@ from .init import (
 
 __all__ = [
     "BatchedNetworks",
+    "Comparison",
+    "EmpiricalERF",
     "NetworkModule",
     "batched_input_gradients",
     "centre_low_",
     "centre_low_variances",
+    "compare",
+    "empirical_erf",
     "he_",
     "he_variances",
     "ones_",
     "paper_network",
     "to_torch",
+    "total_variation",
     "variance_network",
     "xavier_",
     "xavier_variances",
