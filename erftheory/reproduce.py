@@ -111,16 +111,23 @@ def dense(depth: int, variance: Fraction | None = None, activation: Layer | None
     return Network(layers, ndim=2)
 
 
+REPLACED = (3, 7, 11)
+"""The layers (0-based) made strided or dilated in the Section 3.1 comparison: the 4th,
+8th and 12th of 15, as in ``docs/architectures.md`` (the paper does not say which)."""
+
+
 def replaced(depth: int, how: str, variance: Fraction = LINEAR_VARIANCE) -> Network:
-    """``depth`` 3×3 layers whose last three are stride-2 (``"stride"``) or dilated 2, 4, 8."""
+    """``depth`` 3×3 layers, three of which (`REPLACED`) are stride-2 or dilated 2, 4, 8."""
     k = _var(variance)
-    layers: list[Layer] = [Conv(k) for _ in range(depth - 3)]
-    if how == "stride":
-        layers += [Conv(k, stride=2) for _ in range(3)]
-    elif how == "dilation":
-        layers += [Conv(k, dilation=d) for d in (2, 4, 8)]
-    else:
-        layers += [Conv(k) for _ in range(3)]
+    dilation = dict(zip(REPLACED, (2, 4, 8), strict=True))
+    layers: list[Layer] = []
+    for i in range(depth):
+        if how == "stride" and i in REPLACED:
+            layers.append(Conv(k, stride=2))
+        elif how == "dilation" and i in REPLACED:
+            layers.append(Conv(k, dilation=dilation[i]))
+        else:
+            layers.append(Conv(k))
     return Network(layers, ndim=2)
 
 
