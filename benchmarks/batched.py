@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+
+from _machine import describe  # noqa: E402
 
 from erftheory import __version__  # noqa: E402
 from erftheory.torch.batched import (  # noqa: E402
@@ -63,15 +64,8 @@ def tune_malloc() -> bool:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return (
-        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
+        f"{describe()}, "
         f"torch {torch.__version__} (default threads {torch.get_num_threads()}, "
         f"MKLDNN {torch.backends.mkldnn.is_available()}), erftheory {__version__}"
     )

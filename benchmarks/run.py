@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 
 import flint
 import numpy as np
+from _machine import describe
 from scipy import fft as sfft
 
 import erftheory
@@ -357,15 +357,8 @@ def peak_rows(quick: bool) -> list[str]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return (
-        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
+        f"{describe()}, "
         f"python-flint {flint.__version__}, numpy {np.__version__}, erftheory "
         f"{erftheory.__version__}"
     )

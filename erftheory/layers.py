@@ -470,7 +470,24 @@ def _normal_factors(fn: str, std: float) -> tuple[float, float]:
     return expect(1), expect(2)
 
 
-class Tanh(Activation):
+class _GaussianInput(Activation):
+    r"""An activation whose factors are expectations over inputs $x \sim \mathcal N(0, s^2)$."""
+
+    function = ""
+
+    def __init__(self, input_std: float = 1.0) -> None:
+        s = float(_fraction(input_std, "input_std", 0, math.inf, True))
+        if s <= 0:
+            raise ERFValueError(f"input_std must be positive, got {input_std!r}")
+        self.input_std = s
+        super().__init__(self.function, *_normal_factors(self.function, s))
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}()" if self.input_std == 1 else f"{name}(input_std={self.input_std})"
+
+
+class Tanh(_GaussianInput):
     r"""tanh with Gaussian inputs $x \sim \mathcal N(0, s^2)$ (``input_std`` $= s$).
 
     The factors are computed by mpmath quadrature to 30 digits and stored as float64
@@ -482,18 +499,10 @@ class Tanh(Activation):
         [0.6057, 0.4644]
     """
 
-    def __init__(self, input_std: float = 1.0) -> None:
-        s = float(_fraction(input_std, "input_std", 0, math.inf, True))
-        if s <= 0:
-            raise ERFValueError(f"input_std must be positive, got {input_std!r}")
-        self.input_std = s
-        super().__init__("tanh", *_normal_factors("tanh", s))
-
-    def __repr__(self) -> str:
-        return "Tanh()" if self.input_std == 1 else f"Tanh(input_std={self.input_std})"
+    function = "tanh"
 
 
-class Sigmoid(Activation):
+class Sigmoid(_GaussianInput):
     r"""The logistic sigmoid with Gaussian inputs $x \sim \mathcal N(0, s^2)$.
 
     For $s = 1$: $\mathbb E[\sigma'] \approx 0.2066$, $\mathbb E[\sigma'^2] \approx 0.0448$.
@@ -503,15 +512,7 @@ class Sigmoid(Activation):
         [0.2066, 0.0448]
     """
 
-    def __init__(self, input_std: float = 1.0) -> None:
-        s = float(_fraction(input_std, "input_std", 0, math.inf, True))
-        if s <= 0:
-            raise ERFValueError(f"input_std must be positive, got {input_std!r}")
-        self.input_std = s
-        super().__init__("sigmoid", *_normal_factors("sigmoid", s))
-
-    def __repr__(self) -> str:
-        return "Sigmoid()" if self.input_std == 1 else f"Sigmoid(input_std={self.input_std})"
+    function = "sigmoid"
 
 
 class Dropout(_Scalar):
