@@ -18,12 +18,15 @@ initialised networks sampled in one pass as channel groups).
   its ERF before and after training;
 - ``fig_init.png``: Section 4: the centre-low initialisation against He initialisation.
 
-Settings. All networks have one channel per layer (the paper does not state its
-widths; channels only rescale a linear network's ERF) except the trained CNN. Random
-weights are zero-mean Gaussians with per-tap variance $1/9$ for linear networks and
-$2/9$ (He) with ReLU, tanh or sigmoid; inputs are iid standard normal. The ERF measured
-for random networks is the mean over networks of the squared input gradient (Eq. 8),
-for the uniform network the gradient itself. "ERF size" is the paper's Fig. 2 measure
+Settings. The random networks have `Config.channels` channels per layer (the paper does
+not state its widths; with one channel the squared gradient of a random network is so
+heavy-tailed that thousands of networks leave a noisy map, while a few channels average
+many paths per network). Random weights are zero-mean Gaussians with per-tap variance
+$1/(9C)$ per pair of channels for linear networks and $2/(9C)$ (He) with ReLU, tanh or
+sigmoid; inputs are iid standard normal. The ERF measured for random networks is the mean
+over networks of the squared input gradient summed over input channels (Eq. 8; its
+expectation is the ``"expected_square"`` profile exactly for linear networks), for the
+uniform network (one channel) the gradient itself. "ERF size" is the paper's Fig. 2 measure
 (pixels above $1 - 0.9545$ of the centre value, square root of their count); "std" is
 the one-σ radius, the square root of the normalised map's variance per axis.
 
@@ -63,17 +66,22 @@ class Config:
     Attributes:
         depths: network depths of Fig. 1.
         networks: random networks averaged per measurement.
+        channels: channels per layer of the random networks.
         activation_depth: depth of the ReLU / tanh / sigmoid comparison.
         fig2_depths: depths of Fig. 2 (at least three, for the fitted slopes).
+        fig2_networks, fig2_channels: networks and channels per depth of Fig. 2.
         dense_layers: depth of the subsampling / dilation comparison (the paper: 15).
         train_epochs: epochs of the digits CNN.
         init_depth: depth of the Section 4 initialisation comparison.
     """
 
     depths: tuple[int, ...] = (5, 10, 20, 40)
-    networks: int = 1000
+    networks: int = 200
+    channels: int = 8
     activation_depth: int = 20
     fig2_depths: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    fig2_networks: int = 100
+    fig2_channels: int = 4
     dense_layers: int = 15
     train_epochs: int = 12
     init_depth: int = 10
@@ -82,8 +90,11 @@ class Config:
 QUICK = Config(
     depths=(3, 6),
     networks=24,
+    channels=4,
     activation_depth=6,
     fig2_depths=(2, 4, 8),
+    fig2_networks=24,
+    fig2_channels=4,
     dense_layers=15,
     train_epochs=3,
     init_depth=4,
@@ -149,29 +160,43 @@ def measure(
     seed: int,
     device: str = "cpu",
     statistic: str = "mean_square",
+    channels: int = 1,
 ) -> Measured:
     """Sample ``count`` networks in one pass and average their input gradients (Section 3).
 
     ``init="random"`` draws each network's weights from the per-tap variances of the
-    network's kernels (float32, the batched fast path); ``"ones"`` is one all-ones
-    network in float64 (its gradient reaches $9^{40}$ at depth 40). Inputs are iid
-    standard normal, one per network; the result is cut to the RF of the centre output
-    unit.
+    network's kernels, divided by ``channels`` per pair of channels (float32; the
+    networks are channel groups of one model, `erftheory.torch.to_torch` with
+    ``copies``); ``"ones"`` is an all-ones network in float64 (its gradient reaches
+    $9^{40}$ at depth 40). Inputs are iid standard normal. Each network's sample is the
+    squared input gradient of its centre output unit (first output channel) summed over
+    input channels, whose mean is the ``"expected_square"`` profile; it is cut to the RF.
     """
     import torch
 
-    from .torch.batched import BatchedNetworks, batched_input_gradients
+    from .torch.build import to_torch
 
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if init == "ones" else torch.float32
-    batched = BatchedNetworks(
-        network, count, init=init, dtype=dtype, device=device, generator=gen
-    ).eval()
+    model = to_torch(
+        network,
+        weights=init,
+        dtype=dtype,
+        generator=gen,
+        channels=channels,
+        copies=count,  # type: ignore[arg-type]
+    ).to(device)
+    model.eval()
     n = network.min_input_size()
     size = (n,) * network.ndim if isinstance(n, int) else tuple(n)
-    g = batched_input_gradients(batched, size=size, generator=gen).double().cpu().numpy()
+    x = torch.randn((1, count * channels, *size), generator=gen, dtype=dtype)
+    fmt = torch.channels_last if network.ndim == 2 and dtype == torch.float32 else None
+    x = (x.contiguous(memory_format=fmt) if fmt else x).to(device).requires_grad_(True)
     c = network.centre_output(size)
     centre = (c,) if isinstance(c, int) else tuple(c)
+    out = model(x)
+    (grad,) = torch.autograd.grad(out[(0, slice(None, None, channels), *centre)].sum(), x)
+    g = grad[0].double().cpu().numpy().reshape(count, channels, *size)
     rf = network.receptive_field
     offs = (rf.offset,) if network.ndim == 1 else rf.offset
     jumps = (rf.jump,) if network.ndim == 1 else rf.jump
@@ -180,8 +205,8 @@ def measure(
         slice(o + j * ci, o + j * ci + s)
         for o, j, ci, s in zip(offs, jumps, centre, sizes, strict=True)
     )
-    g = g[(slice(None), *window)]
-    values = g * g if statistic == "mean_square" else g
+    g = g[(slice(None), slice(None), *window)]
+    values = (g * g).sum(axis=1) if statistic == "mean_square" else g.sum(axis=1)
     mean = values.mean(axis=0)
     stderr = values.std(axis=0, ddof=1) / math.sqrt(count) if count > 1 else np.zeros_like(mean)
     return Measured(mean, stderr, count)
@@ -296,7 +321,13 @@ def _fig1(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
             count = 1 if weights == "ones" else cfg.networks
             stat = "mean" if weights == "ones" else "mean_square"
             m = measure(
-                net, init=weights, count=count, seed=seed + d, device=device, statistic=stat
+                net,
+                init=weights,
+                count=count,
+                seed=seed + d,
+                device=device,
+                statistic=stat,
+                channels=1 if weights == "ones" else cfg.channels,
             )
             rows.append(_row(f"{name}, {d} layers", net, kind, m))
     _panels(
@@ -307,7 +338,14 @@ def _fig1(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
     act_rows = []
     for name, act in (("ReLU", ReLU()), ("tanh", Tanh()), ("sigmoid", Sigmoid())):
         net = dense(cfg.activation_depth, HE_VARIANCE, act)
-        m = measure(net, init="random", count=cfg.networks, seed=seed + 101, device=device)
+        m = measure(
+            net,
+            init="random",
+            count=cfg.networks,
+            seed=seed + 101,
+            device=device,
+            channels=cfg.channels,
+        )
         act_rows.append(_row(f"{name}, {cfg.activation_depth} layers", net, "expected_square", m))
     _panels(
         act_rows,
@@ -324,7 +362,14 @@ def _fig2(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
     th_size, ex_size, th_ratio, ex_ratio, rf = [], [], [], [], []
     for d in depths:
         net = dense(d, LINEAR_VARIANCE)
-        m = measure(net, init="random", count=cfg.networks, seed=seed + 7 * d, device=device)
+        m = measure(
+            net,
+            init="random",
+            count=cfg.fig2_networks,
+            seed=seed + 7 * d,
+            device=device,
+            channels=cfg.fig2_channels,
+        )
         r = _row(f"{d} layers", net, "expected_square", m)
         th_size.append(r["theory_erf_size"])
         ex_size.append(r["experiment_erf_size"])
@@ -342,6 +387,8 @@ def _fig2(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
         "limit_ratio": -0.5,
     }
     plt = require_matplotlib()
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     try:
         for ax, th, ex, what in (
@@ -363,15 +410,26 @@ def _fig2(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
                 color="#4c72b0",
                 label=f"experiment, slope {slopes['experiment_' + what]}",
             )
-            ax.set_xlabel("number of layers n")
-            ax.set_ylabel("ERF size (px)" if what == "size" else "ERF size / RF size")
+            ax.set_xticks(depths, [str(d) for d in depths])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_locator(
+                LogLocator(base=10, subs=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0))
+            )
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("number of layers n (log scale)")
+            ax.set_ylabel(
+                "ERF size (px, log scale)" if what == "size" else "ERF size / RF size (log scale)"
+            )
             ax.set_title(
                 f"ERF {what}: paper's slope {PAPER_SLOPES[what]}, limit {slopes['limit_' + what]}",
                 fontsize=10,
             )
             ax.legend(fontsize=8)
         fig.suptitle(
-            f"Fig. 2: random linear 3×3 networks, {cfg.networks} networks per depth", fontsize=11
+            f"Fig. 2: random linear 3×3 networks ({cfg.fig2_channels} channels), "
+            f"{cfg.fig2_networks} networks per depth",
+            fontsize=11,
         )
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
         fig.savefig(out / "fig2_size_ratio.png", dpi=110)
@@ -396,7 +454,14 @@ def _subsampling(cfg: Config, out: Path, seed: int, device: str) -> list[dict[st
         ("dilation", "dilations 2, 4, 8"),
     ):
         net = replaced(cfg.dense_layers, how)
-        m = measure(net, init="random", count=cfg.networks, seed=seed + 13, device=device)
+        m = measure(
+            net,
+            init="random",
+            count=cfg.networks,
+            seed=seed + 13,
+            device=device,
+            channels=cfg.channels,
+        )
         rows.append(_row(f"{cfg.dense_layers} layers, {label}", net, "expected_square", m))
     _panels(
         rows,
@@ -495,7 +560,14 @@ def _init(cfg: Config, out: Path, seed: int, device: str) -> list[dict[str, Any]
             if i < cfg.init_depth - 1:
                 layers.append(ReLU())
         net = Network(layers, ndim=2)
-        m = measure(net, init="random", count=cfg.networks, seed=seed + 29, device=device)
+        m = measure(
+            net,
+            init="random",
+            count=cfg.networks,
+            seed=seed + 29,
+            device=device,
+            channels=cfg.channels,
+        )
         rows.append(_row(f"{label} init, {cfg.init_depth} layers", net, "expected_square", m))
     _panels(
         rows, out / "fig_init.png", "Section 4: centre-low initialisation vs He, at initialisation"
