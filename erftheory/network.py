@@ -620,8 +620,9 @@ class Network:
         Args:
             kind: ``"gradient"`` (fixed weights) or ``"expected_square"`` (zero-mean
                 random weights with the kernels as per-tap variances).
-            method, dps: as for `erftheory.profile`; the transfer polynomial itself is
-                always formed exactly.
+            method: the engine, as for `erftheory.profile`; the transfer polynomial
+                itself is always formed exactly.
+            dps: decimal digits for ``method="arb"``, as for `erftheory.profile`.
 
         The coefficients cover the theoretical RF (``receptive_field.size`` per axis);
         ``origin`` is its centre pixel ``(size - 1) // 2``, which for ``'same'`` padding

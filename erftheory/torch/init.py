@@ -196,7 +196,8 @@ def xavier_variances(
 
     Args:
         kernel_size: taps per axis; an int is a 1-D kernel, a pair a 2-D one.
-        fan_in, fan_out: default to $K$, the number of taps (one channel in and out).
+        fan_in: $n_\text{in}$; defaults to $K$, the number of taps (one channel in).
+        fan_out: $n_\text{out}$; defaults to $K$ (one channel out).
         gain: $g$ (exact: an int, a Fraction or a string such as ``"1/2"``).
 
     Example:
