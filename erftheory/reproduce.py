@@ -178,13 +178,11 @@ def measure(
 
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if init == "ones" else torch.float32
+    if init not in ("ones", "kernel", "random"):
+        raise ERFValueError(f"init must be 'ones', 'kernel' or 'random', got {init!r}")
+    mode: Any = init
     model = to_torch(
-        network,
-        weights=init,
-        dtype=dtype,
-        generator=gen,
-        channels=channels,
-        copies=count,  # type: ignore[arg-type]
+        network, weights=mode, dtype=dtype, generator=gen, channels=channels, copies=count
     ).to(device)
     model.eval()
     n = network.min_input_size()
