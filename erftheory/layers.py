@@ -185,6 +185,15 @@ class _Spatial(Layer):
             return tuple(d * a for d, a in zip(dil, k.anchors, strict=True))
         return _spread(self._padding, ndim, "padding")
 
+    def pads(self, ndim: int) -> list[tuple[int, int]]:
+        """Zeros ``(before, after)`` the input per axis: an int pads both sides, as PyTorch
+        does; ``'same'`` pads `padding` before and $d(k-1)$ minus that after, so stride 1
+        keeps the length."""
+        left = self.padding(ndim)
+        if self._padding == "same":
+            return [(a, e - 1 - a) for a, e in zip(left, self.extent(ndim), strict=True)]
+        return [(a, a) for a in left]
+
     def extent(self, ndim: int) -> tuple[int, ...]:
         """Pixels spanned by one output unit: $d(k-1)+1$ per axis."""
         return tuple(
@@ -301,7 +310,25 @@ class Conv(_Spatial):
         return f"Conv({first}{self._options()}{pad})"
 
 
-class AvgPool(_Spatial):
+class _Pool(_Spatial):
+    """A pooling window of $K$ taps with weight $1/K$; the stride defaults to the size."""
+
+    def __init__(
+        self, size: int | Sequence[int], stride: int | Sequence[int] | None = None, padding: Any = 0
+    ) -> None:
+        super().__init__(size, size if stride is None else stride, 1, padding)
+
+    def kernel(self, kind: str, ndim: int) -> Kernel:
+        size = self.size(ndim)
+        return _uniform(size, Fraction(1, math.prod(size)))
+
+    def __repr__(self) -> str:
+        stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
+        pad = "" if self._padding in ((0,), "valid") else f", padding={_show(self._padding)}"
+        return f"{type(self).__name__}({_show(self._size)}{stride}{pad})"
+
+
+class AvgPool(_Pool):
     r"""Average pooling: a fixed kernel of weight $1/K$ on each of its $K$ taps.
 
     It has no random weights, so in ``"expected_square"`` the paths through it that share
@@ -316,22 +343,8 @@ class AvgPool(_Spatial):
 
     name = "avgpool"
 
-    def __init__(
-        self, size: int | Sequence[int], stride: int | Sequence[int] | None = None, padding: Any = 0
-    ) -> None:
-        super().__init__(size, size if stride is None else stride, 1, padding)
 
-    def kernel(self, kind: str, ndim: int) -> Kernel:
-        size = self.size(ndim)
-        return _uniform(size, Fraction(1, math.prod(size)))
-
-    def __repr__(self) -> str:
-        stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
-        pad = "" if self._padding in ((0,), "valid") else f", padding={_show(self._padding)}"
-        return f"AvgPool({_show(self._size)}{stride}{pad})"
-
-
-class MaxPool(_Spatial):
+class MaxPool(_Pool):
     r"""Max pooling: the gradient goes to the argmax of each window.
 
     **Assumption:** the inputs are iid with a continuous distribution and the argmax is
@@ -344,24 +357,15 @@ class MaxPool(_Spatial):
 
     Exact in expectation for non-overlapping windows (stride ≥ size); an approximation
     when windows overlap, where one pixel can be the argmax of two windows.
+
+    Args:
+        size: taps per axis.
+        stride: defaults to ``size``, as in PyTorch.
+        padding: padding per axis (0 by default, as in PyTorch; never the argmax).
     """
 
     name = "maxpool"
     random = True  # routing is random: different taps never share a path
-
-    def __init__(
-        self, size: int | Sequence[int], stride: int | Sequence[int] | None = None, padding: Any = 0
-    ) -> None:
-        super().__init__(size, size if stride is None else stride, 1, padding)
-
-    def kernel(self, kind: str, ndim: int) -> Kernel:
-        size = self.size(ndim)
-        return _uniform(size, Fraction(1, math.prod(size)))
-
-    def __repr__(self) -> str:
-        stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
-        pad = "" if self._padding in ((0,), "valid") else f", padding={_show(self._padding)}"
-        return f"MaxPool({_show(self._size)}{stride}{pad})"
 
 
 class _Scalar(Layer):

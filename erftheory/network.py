@@ -829,17 +829,10 @@ def _clip(s: str, width: int = 48) -> str:
 
 
 # ---------------------------------------------------------------- input-size rule
-def _pads(layer: _Spatial, axis: int, ndim: int) -> tuple[int, int]:
-    left = layer.padding(ndim)[axis]
-    if layer._padding == "same":
-        return left, layer.extent(ndim)[axis] - 1 - left
-    return left, left
-
-
 def _out_len(layers: Sequence[Layer], n: int, axis: int, ndim: int) -> int:
     for layer in layers:
         if isinstance(layer, _Spatial):
-            lo, hi = _pads(layer, axis, ndim)
+            lo, hi = layer.pads(ndim)[axis]
             span = n + lo + hi - layer.extent(ndim)[axis]
             if span < 0:
                 return 0

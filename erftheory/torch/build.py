@@ -65,7 +65,6 @@ from ..layers import (
     Residual,
     Sigmoid,
     Tanh,
-    _Spatial,
 )
 from ..network import Network
 
@@ -258,18 +257,10 @@ class _Builder:
             return [ParallelBlock([nn.Sequential(*self.chain(b)) for b in layer.branches])]
         raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} has no torch counterpart")
 
-    def _pads(self, layer: _Spatial) -> list[tuple[int, int]]:
-        """Zeros before and after the input, per axis (the rule of `Network.output_size`)."""
-        left = layer.padding(self.ndim)
-        if layer._padding == "same":
-            ext = layer.extent(self.ndim)
-            return [(a, e - 1 - a) for a, e in zip(left, ext, strict=True)]
-        return [(a, a) for a in left]
-
     def conv(self, layer: Conv) -> list[nn.Module]:
         nd = self.ndim
         c, g = self.channels, self.copies
-        pads = self._pads(layer)
+        pads = layer.pads(self.ndim)
         symmetric = all(a == b for a, b in pads)
         cls = nn.Conv1d if nd == 1 else nn.Conv2d
         opts: dict[str, Any] = {
@@ -303,7 +294,7 @@ class _Builder:
     def pool(self, layer: AvgPool | MaxPool) -> list[nn.Module]:
         nd = self.ndim
         size = tuple(layer.size(nd))
-        pads = self._pads(layer)
+        pads = layer.pads(self.ndim)
         # torch pads implicitly only symmetrically and by at most half the window.
         native = all(a == b and 2 * a <= k for (a, b), k in zip(pads, size, strict=True))
         opts: dict[str, Any] = {
