@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 import flint
+import gmpy2
 import numpy as np
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ratio_to_float",
     "stream_power_1d",
     "uniform_coefficient",
+    "uniform_half",
     "use_uniform_recurrence",
 ]
 
@@ -187,27 +189,31 @@ class ratio_to_float:
 
 # ---------------------------------------------------------------- uniform kernels
 UNIFORM_MIN_TAPS = 4
-"""Uniform kernels with at least this many taps use the three-term recurrence.
+"""Uniform kernels with at least this many taps may use the three-term recurrence.
 
-Measured on 2 cores: at ``k = 3`` flint's power is as fast as the recurrence, from
-``k = 4`` on the recurrence wins, by more as ``k`` grows (its cost does not depend on ``k``).
+At ``k = 3`` flint's power (its C implementation of Miller's recurrence, three
+multiplications per coefficient) stays faster than the recurrence at every depth
+measured (0.5-0.85x up to $n = 3000$).
 """
 
 
-UNIFORM_MIN_WORK = 30_000
-"""The recurrence is used when $n (k-1)^2$ reaches this (and $k \\ge$ `UNIFORM_MIN_TAPS`).
+UNIFORM_MIN_WORK = 50_000
+"""The recurrence is used when $n (k-1)^3$ reaches this (and $k \\ge$ `UNIFORM_MIN_TAPS`).
 
-flint's power costs grow with $k$ while the recurrence's per-coefficient cost does not,
-so the crossover moves to smaller $n$ as $k$ grows. Measured on 2 cores (best of 9):
-$k = 5$ crosses over near $n = 2500$, $k = 7$ near $n = 800$ (2.7× at $n = 1000$ for
-$k = 11$), $k = 15$ near $n = 100$, all close to $n (k-1)^2 \\approx 3\\cdot 10^4$.
+flint's power does about $k$ multiplications per coefficient on all $n(k-1)+1$
+coefficients, the recurrence three on half of them plus the interpreter's overhead per
+coefficient, so the crossover moves to smaller $n$ as $k$ grows. Measured on 2 cores
+(best of 15, `benchmarks/run.py` style, gmpy2 2.3): $k = 4$ crosses over between
+$n = 1000$ (0.88x) and $3000$ (1.66x), $k = 5$ between 300 and 1000, $k = 7$ between
+100 (0.99x) and 300 (1.19x), $k = 11$ near 30, $k = 15$ between 10 and 30: all close to
+$n (k-1)^3 \\approx 5\\cdot 10^4$.
 """
 
 
 def use_uniform_recurrence(ints: Sequence[int], n: int) -> bool:
     """True when the three-term recurrence beats flint's power for this kernel and depth."""
     k = len(ints)
-    return is_uniform(ints) and k >= UNIFORM_MIN_TAPS and n * (k - 1) ** 2 >= UNIFORM_MIN_WORK
+    return is_uniform(ints) and k >= UNIFORM_MIN_TAPS and n * (k - 1) ** 3 >= UNIFORM_MIN_WORK
 
 
 def is_uniform(ints: Sequence[int]) -> bool:
@@ -215,56 +221,84 @@ def is_uniform(ints: Sequence[int]) -> bool:
     return len(ints) > 1 and ints[0] != 0 and all(w == ints[0] for w in ints)
 
 
+def uniform_half(k: int, n: int) -> list[Any]:
+    r"""The first half, $a(0), \dots, a(\lfloor n(k-1)/2 \rfloor)$, of $(1 + \dots + z^{k-1})^n$.
+
+    The values are ``gmpy2.mpz``.
+
+    The three-term recurrence (with $a(t) = 0$ for $t < 0$)
+    $(t+1)\,a(t+1) = (t+n)\,a(t) + (t-k+1-nk)\,a(t-k+1) + (n(k-1)-t+k)\,a(t-k)$
+    follows from differentiating $P = ((1-z^k)/(1-z))^n$:
+    $(1-z)(1-z^k)P' = n\,(1 - k z^{k-1} + (k-1) z^k)\,P$; compare coefficients.
+    Each step costs three big-by-small multiplications and one exact division by a
+    small integer, whatever $k$ is. GMP's `divexact` and gmpy2's small-integer fast
+    paths make each step a few hundred nanoseconds at $n \approx 10^3$, where the
+    interpreter's overhead per step, not the arithmetic, is the cost.
+
+    Example:
+        >>> [int(c) for c in uniform_half(3, 4)]
+        [1, 4, 10, 16, 19]
+    """
+    last = n * (k - 1)
+    half = last // 2
+    a: list[Any] = [gmpy2.mpz(1)]
+    append = a.append
+    divexact = gmpy2.divexact
+    x = a[0]
+    # t < k - 1: only the a(t) term; t = k - 1: a(t - k + 1) = a(0) joins.
+    for t in range(min(half, k - 1)):
+        x = divexact((t + n) * x, t + 1)
+        append(x)
+    if half >= k:
+        x = divexact((k - 1 + n) * x - n * k * a[0], k)
+        append(x)
+    if half > k:
+        # Steady state: a(d) from a(d-1), a(d-k), a(d-k-1) for d = k+1 .. half.
+        # The lagged terms are read with an iterator over the growing list, the
+        # multipliers t + n, t - k + 1 - nk, n(k-1) - t + k step by +1, +1, -1.
+        lagged = iter(a)
+        prev = next(lagged)
+        c1, c2, c3 = k + n, 1 - n * k, last
+        for d in range(k + 1, half + 1):
+            cur = next(lagged)
+            x = divexact(c1 * x + c2 * cur + c3 * prev, d)
+            append(x)
+            prev = cur
+            c1 += 1
+            c2 += 1
+            c3 -= 1
+    return a
+
+
 class UniformPower:
     r"""The coefficients of $(1 + z + \dots + z^{k-1})^n$, the extended binomials.
 
-    They satisfy the three-term recurrence (with $a(t) = 0$ for $t < 0$)
-    $(t+1)\,a(t+1) = (t+n)\,a(t) + (t-k+1-nk)\,a(t-k+1) + (n(k-1)-t+k)\,a(t-k)$,
-    which follows from $(1-z)\,V' \cdot n\,(1-z^k) \dots$: differentiate
-    $P = ((1-z^k)/(1-z))^n$ to get $(1-z)(1-z^k)P' = n\,(1 - k z^{k-1} + (k-1) z^k)\,P$
-    and compare coefficients. Each step costs three big-by-small multiplications and
-    one exact division by a small integer, whatever $k$ is. Only the first half is
-    computed; the rest is its mirror image $a(t) = a(n(k-1) - t)$.
-
-    Behaves like the slice of ``flint.fmpz_poly`` the engine needs: ``degree()`` and
-    ``p[t]`` (an ``fmpz``; 0 outside the support), for the kernel with every tap equal
-    to ``weight`` (the values are multiplied by ``weight**n`` when read). The values are
-    ``fmpz``; Python
-    ints are built by the caller only when asked for.
+    Only the first half is computed, by `uniform_half`; the rest is its mirror image
+    $a(t) = a(n(k-1) - t)$. Behaves like the slice of ``flint.fmpz_poly`` the engine
+    needs: ``degree()`` and ``p[t]`` (0 outside the support), for the kernel with every
+    tap equal to ``weight`` (the values are multiplied by ``weight**n`` when read).
+    The values are ``gmpy2.mpz``; Python ints are built by the caller only when asked for.
     """
 
     __slots__ = ("_half", "_last", "_scale", "k", "n")
 
     def __init__(self, k: int, n: int, weight: int = 1) -> None:
         self.k, self.n = k, n
-        self._scale = flint.fmpz(weight) ** n if weight != 1 else None
-        last = n * (k - 1)
-        self._last = last
-        half = last // 2
-        a: list[Any] = [flint.fmpz(0)] * (half + 1)
-        a[0] = flint.fmpz(1)
-        nk = n * k
-        for t in range(half):
-            acc = (t + n) * a[t]
-            j = t - k + 1
-            if j >= 0:
-                acc += (j - nk) * a[j]
-                if j >= 1:
-                    acc += (last - t + k) * a[j - 1]
-            a[t + 1] = acc // (t + 1)
-        self._half = a
+        self._scale = gmpy2.mpz(weight) ** n if weight != 1 else None
+        self._last = n * (k - 1)
+        self._half = uniform_half(k, n)
 
     def degree(self) -> int:
         return self._last
 
     def __getitem__(self, t: int) -> Any:
         if t < 0 or t > self._last:
-            return flint.fmpz(0)
+            return gmpy2.mpz(0)
         c = self._half[min(t, self._last - t)]
         return c if self._scale is None else c * self._scale
 
     def coeffs(self) -> list[Any]:
-        """All coefficients as fmpz (like ``fmpz_poly.coeffs()``)."""
+        """All coefficients (like ``fmpz_poly.coeffs()``)."""
         return [self[t] for t in range(self._last + 1)]
 
 

@@ -235,14 +235,34 @@ def test_log_normalized_exact_separable_and_2d():
 
 
 # ---------------------------------------------------------------- exact engine internals
-def test_uniform_recurrence_and_closed_form_match_flint():
-    import flint
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(2, 16), n=st.integers(0, 80))
+def test_uniform_half_matches_flint_power(k, n):
+    """The three-term recurrence (gmpy2) against flint's power, every coefficient."""
+    from erftheory._exact import uniform_half
 
+    ref = (flint.fmpz_poly([1] * k) ** n).coeffs() if n else [1]
+    half = uniform_half(k, n)
+    assert len(half) == n * (k - 1) // 2 + 1
+    assert [int(c) for c in half] == [int(c) for c in ref[: len(half)]]
+
+
+def test_uniform_recurrence_is_chosen_by_the_measured_threshold():
+    from erftheory._exact import use_uniform_recurrence
+
+    assert use_uniform_recurrence([1] * 7, 300) and not use_uniform_recurrence([1] * 7, 100)
+    assert use_uniform_recurrence([2] * 11, 60) and not use_uniform_recurrence([1] * 3, 10**5)
+    assert not use_uniform_recurrence([1, 1, 1, 2], 10**4)  # not uniform
+    assert "three-term" in profile(Kernel([1] * 7), 300).engine_reason
+    assert "three-term" not in profile(Kernel([1] * 7), 100).engine_reason
+
+
+def test_uniform_recurrence_and_closed_form_match_flint():
     for k in (4, 7, 11):
-        for n in (1, 2, 9, 40):
+        for n in (1, 2, 9, 40, 400):
             ref = flint.fmpz_poly([1] * k) ** n
             p = profile(Kernel([3] * k), n)
-            assert "recurrence" in p.engine_reason or n < 2000
+            assert ("three-term" in p.engine_reason) == (n * (k - 1) ** 3 >= 50_000)
             for t in (0, 1, n, n * (k - 1) // 2, n * (k - 1)):
                 assert p.coefficient(t) == 3**n * int(ref[t])  # closed form (nothing computed)
             assert p.compute().coefficients == [3**n * int(c) for c in ref.coeffs()]
@@ -296,3 +316,74 @@ def test_arb_dps_controls_radius():
     lo = profile([1, 2, 1], 200, method="arb", dps=15).balls()
     hi = profile([1, 2, 1], 200, method="arb", dps=60).balls()
     assert float(hi[100].rad()) < 1e-40 * float(lo[100].rad()) + 1e-70
+
+
+# ---------------------------------------------------------------- arb: one coefficient
+def _exact_ratio(w: list, n: int, t: int) -> flint.fmpq:
+    c = profile(Kernel(w), n).coefficient(t)
+    total = Fraction(sum(Fraction(x) for x in w)) ** n
+    value = Fraction(c) / total
+    return flint.fmpq(value.numerator, value.denominator)
+
+
+def _assert_ball(b, value: flint.fmpq, dps: int) -> None:
+    """``b`` contains the exact value and is narrow: radius <= 10**-(dps-5) relative."""
+    old = flint.ctx.prec
+    flint.ctx.prec = 4 * dps + 200  # the exact value enters as a much narrower ball
+    try:
+        assert b.contains(value), (b, value)
+        if value == 0:
+            assert b == 0
+        else:
+            assert b.rad() <= flint.arb(10) ** (5 - dps) * abs(flint.arb(value))
+    finally:
+        flint.ctx.prec = old
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    w=st.lists(st.integers(0, 9), min_size=1, max_size=7).filter(lambda w: sum(w) > 0),
+    n=st.integers(0, 120),
+    frac=st.floats(0, 1),
+)
+def test_cauchy_ball_contains_the_exact_value(w, n, frac):
+    """Certified quadrature against the exact engine: zeros, gcd-periodic and
+    near-periodic kernels, tails and both ends included."""
+    from erftheory._arb import cauchy_ball
+
+    t = round(frac * n * (len(w) - 1))
+    _assert_ball(cauchy_ball(w, n, t, 30), _exact_ratio(w, n, t), 30)
+
+
+def test_cauchy_ball_float_weights_and_far_tails():
+    from erftheory._arb import cauchy_ball
+
+    w = [0.25, 0.5, 0.125]  # exact dyadic floats
+    for n, t in [(300, 1), (300, 5), (300, 299), (300, 598), (2000, 1000), (2000, 3999)]:
+        exact = [Fraction(x) for x in w]
+        _assert_ball(cauchy_ball(w, n, t, 40), _exact_ratio(exact, n, t), 40)
+    # A kernel whose |V(r e^{iθ})| has a second maximum near θ = π: that part of the
+    # circle is integrated, not bounded away.
+    _assert_ball(cauchy_ball([5, 1, 1, 3], 200, 123, 30), _exact_ratio([5, 1, 1, 3], 200, 123), 30)
+    _assert_ball(cauchy_ball([9, 1, 9], 400, 399, 30), _exact_ratio([9, 1, 9], 400, 399), 30)
+
+
+def test_profile_ball_routes():
+    n = 10**4  # length 20 001 = CAUCHY_MIN_LENGTH: the Cauchy integral, nothing else built
+    p = profile(Kernel([1, 1, 1]), n, method="arb", dps=30)
+    for t in (0, 17, n - 1, n, 2 * n):
+        _assert_ball(p.ball(t), _exact_ratio([1, 1, 1], n, t), 30)
+    assert p._data._balls is None
+    small = profile(Kernel([1, 2, 1]), 40, method="arb", dps=30)  # read from balls()
+    assert small.ball(7) is small.balls()[7]
+    two = profile(Kernel([[1, 2], [3, 4]]), 5, method="arb", dps=20)
+    assert two.ball(2, 3) is two.balls()[2][3]
+    signed = profile(Kernel([2, -1, 2]), n, method="arb", dps=20)  # not nonnegative: balls
+    _assert_ball(signed.ball(n), _exact_ratio([2, -1, 2], n, n), 20)
+    assert signed._data._balls is not None
+    with pytest.raises(ERFValueError, match="needs method='arb'"):
+        profile([1, 1], 3).ball(1)
+    with pytest.raises(ERFValueError, match="outside the profile's shape"):
+        p.ball(2 * n + 1)
+    with pytest.raises(ERFValueError, match="index"):
+        two.ball(1)
