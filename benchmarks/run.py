@@ -18,6 +18,7 @@ import sys
 import time
 
 import flint
+import gmpy2
 import numpy as np
 from _machine import describe
 from scipy import fft as sfft
@@ -88,7 +89,7 @@ def exact_rows(quick: bool) -> list[str]:
         "| kernel | k | n | erftheory s | flint `fmpz_poly**n` s | flint / erftheory |",
         "|---|---|---|---|---|---|",
     ]
-    ns = [1000, 3000] if quick else [1000, 10000, 30000]
+    ns = [1000, 3000] if quick else [1000, 3000, 10000, 30000]
     rng = random.Random(1)
     for k in (3, 7, 11):
         kernels = [("uniform", [1] * k), ("random 1..9", [rng.randint(1, 9) for _ in range(k)])]
@@ -99,7 +100,7 @@ def exact_rows(quick: bool) -> list[str]:
                 te, tf = pair(
                     lambda w=w, n=n: profile(Kernel(w), n, method="exact").compute(),
                     lambda w=w, n=n: flint.fmpz_poly(w) ** n,
-                    3 if n <= 10000 else 2,
+                    7 if n <= 3000 else 3 if n <= 10000 else 2,
                 )
                 rows.append(f"| {name} | {k} | {n} | {te:.3f} | {tf:.3f} | {tf / te:.2f} |")
     return rows
@@ -113,8 +114,11 @@ def slow_baseline_rows(quick: bool) -> list[str]:
     ]
     for k in (3, 7, 11):
         for n in [100] if quick else [100, 1000]:
-            te = best(lambda k=k, n=n: profile(Kernel([1] * k), n, method="exact").compute(), 3)
-            tf = best(lambda k=k, n=n: flint.fmpz_poly([1] * k) ** n, 3)
+            te, tf = pair(
+                lambda k=k, n=n: profile(Kernel([1] * k), n, method="exact").compute(),
+                lambda k=k, n=n: flint.fmpz_poly([1] * k) ** n,
+                7,
+            )
             _, ts_py = sympy_time(k, n, "python")
             try:
                 _ground, ts_gm = sympy_time(k, n, "gmpy")
@@ -219,7 +223,7 @@ REFERENCE_LEVELS = (1e-300, 1e-200, 1e-100, 1e-20)
 REFERENCE_RANDOM = 8
 ALT_HALF_WIDTH = 2.0  # the second window layout (the engine's default is 3.0)
 REFERENCE_RTOL = 1e-10  # the `float` engine's guarantee (issue 6)
-REFERENCE_DPS = (40, 55)  # the reference at two precisions (and so two sets of nodes)
+REFERENCE_DPS = 40  # digits of the arb balls and of the mpmath cross-check
 
 
 def reference_points(
@@ -249,12 +253,13 @@ def reference_points(
 
 
 def reference_rows(quick: bool) -> list[str]:
-    """The `float` engine against the Cauchy-integral reference (tests/reference.py).
+    """The `float` engine against certified `arb` balls at the largest sizes.
 
-    An independent algorithm (adaptive quadrature in mpmath on the saddle-point circle),
-    at selected points of sizes where the exact engine does not fit in memory. Each
-    reference value is computed at 40 and 55 digits; their largest relative difference is
-    reported as the reference's own accuracy.
+    The reference is ``profile(..., method="arb", dps=40).ball(t)``: for these lengths the
+    Cauchy integral on the saddle-point circle with certified quadrature
+    (`erftheory._arb.cauchy_ball`), so each relative error is an upper bound computed in
+    ball arithmetic. Each ball is also compared with `tests/reference.py`'s
+    `cauchy_coefficient` (mpmath tanh-sinh quadrature, a second implementation).
     """
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
     import mpmath
@@ -263,54 +268,63 @@ def reference_rows(quick: bool) -> list[str]:
     from erftheory import _float
 
     rows = [
-        "| kernel | k | n | points | `float` max rel err | at t | reference 40 vs 55 digits"
-        f" | outside the normal range | layouts {_float.WINDOW_HALF_WIDTH:g}σ vs "
-        f"{ALT_HALF_WIDTH:g}σ, all normal t | s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| kernel | k | n | points | `float` max rel err (certified bound) | at t "
+        "| arb max rel radius | mpmath vs arb | outside the normal range "
+        f"| layouts {_float.WINDOW_HALF_WIDTH:g}σ vs {ALT_HALF_WIDTH:g}σ, all normal t | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     failures = []
     cases = [(11, 100_000), (101, 10_000)] if quick else REFERENCE_CASES
     rng = np.random.default_rng(6)
     random_kernels = {k: [float(x) for x in rng.uniform(0.05, 1.0, k)] for k in (3, 11, 101)}
-    for k, n in cases:
-        for name, w in (("uniform", [1.0] * k), ("random 0.05..1", random_kernels[k])):
-            start = time.perf_counter()
-            with erftheory.memory_limit("8GiB"):
-                got = profile(Kernel(w), n, method="float").normalized()
-                default = _float.WINDOW_HALF_WIDTH
-                _float.WINDOW_HALF_WIDTH = ALT_HALF_WIDTH
-                try:
-                    alt = profile(Kernel(w), n, method="float").normalized()
-                finally:
-                    _float.WINDOW_HALF_WIDTH = default
-            pts, outside, layouts = reference_points(got, alt, seed=k + n)
-            del alt
-            worst, worst_t, agree, edge, checked = 0.0, pts[0], mpmath.mpf(0), [], 0
-            for t in pts + outside:
-                lo_dps, hi_dps = (cauchy_coefficient(w, n, t, dps=d) for d in REFERENCE_DPS)
-                with mpmath.workdps(REFERENCE_DPS[1]):
-                    agree = max(agree, abs(lo_dps - hi_dps) / hi_dps)
-                    rel = float(abs(mpmath.mpf(float(got[t])) - hi_dps) / hi_dps)
-                if hi_dps < TINY:  # not a normal float64: outside the guarantee
-                    note = "" if t in outside else " (engine gave a normal value)"
-                    edge.append(f"t={t}: {mpmath.nstr(hi_dps, 3)}{note}")
-                    continue
-                checked += 1
-                if t in outside:
-                    failures.append(f"{name} k={k} n={n} t={t}: normal value missed")
-                if rel > worst:
-                    worst, worst_t = rel, t
-                if rel > REFERENCE_RTOL:
-                    failures.append(
-                        f"{name} k={k} n={n} t={t}: float {float(got[t])!r} vs reference "
-                        f"{mpmath.nstr(hi_dps, 20)} (rel {rel:.2e})"
-                    )
-            del got
-            rows.append(
-                f"| {name} | {k} | {n} | {checked} | {worst:.1e} | {worst_t} "
-                f"| {mpmath.nstr(agree, 2)} | {'; '.join(edge) or '–'} | {layouts:.1e} "
-                f"| {time.perf_counter() - start:.0f} |"
-            )
+    old_prec = flint.ctx.prec
+    flint.ctx.prec = 300
+    try:
+        for k, n in cases:
+            for name, w in (("uniform", [1.0] * k), ("random 0.05..1", random_kernels[k])):
+                start = time.perf_counter()
+                with erftheory.memory_limit("8GiB"):
+                    got = profile(Kernel(w), n, method="float").normalized()
+                    default = _float.WINDOW_HALF_WIDTH
+                    _float.WINDOW_HALF_WIDTH = ALT_HALF_WIDTH
+                    try:
+                        alt = profile(Kernel(w), n, method="float").normalized()
+                    finally:
+                        _float.WINDOW_HALF_WIDTH = default
+                pts, outside, layouts = reference_points(got, alt, seed=k + n)
+                del alt
+                ref = profile(Kernel(w), n, method="arb", dps=REFERENCE_DPS)
+                worst, worst_t, radius, cross, edge, checked = 0.0, pts[0], 0.0, 0.0, [], 0
+                for t in pts + outside:
+                    ball = ref.ball(t)
+                    radius = max(radius, float((ball.rad() / abs(ball)).upper()))
+                    alt_value = cauchy_coefficient(w, n, t, dps=REFERENCE_DPS)
+                    with mpmath.workdps(REFERENCE_DPS):
+                        mid = mpmath.mpf(ball.mid().str(REFERENCE_DPS + 5, radius=False))
+                        cross = max(cross, float(abs(alt_value - mid) / mid))
+                    if not ball > TINY:  # not certainly a normal float64: outside the goal
+                        note = "" if t in outside else " (engine gave a normal value)"
+                        edge.append(f"t={t}: {ball.mid().str(3, radius=False)}{note}")
+                        continue
+                    checked += 1
+                    if t in outside:
+                        failures.append(f"{name} k={k} n={n} t={t}: normal value missed")
+                    rel = float((abs(flint.arb(float(got[t])) - ball) / ball).upper())
+                    if rel > worst:
+                        worst, worst_t = rel, t
+                    if rel > REFERENCE_RTOL:
+                        failures.append(
+                            f"{name} k={k} n={n} t={t}: float {float(got[t])!r} vs arb "
+                            f"{ball.str(20)} (rel {rel:.2e})"
+                        )
+                del got
+                rows.append(
+                    f"| {name} | {k} | {n} | {checked} | {worst:.1e} | {worst_t} "
+                    f"| {radius:.0e} | {cross:.0e} | {'; '.join(edge) or '–'} | {layouts:.1e} "
+                    f"| {time.perf_counter() - start:.0f} |"
+                )
+    finally:
+        flint.ctx.prec = old_prec
     rows += ["", *(f"**above {REFERENCE_RTOL:g}**: {f}" for f in failures)] if failures else []
     return rows
 
@@ -359,7 +373,8 @@ def peak_rows(quick: bool) -> list[str]:
 def machine() -> str:
     return (
         f"{describe()}, "
-        f"python-flint {flint.__version__}, numpy {np.__version__}, erftheory "
+        f"python-flint {flint.__version__}, gmpy2 {gmpy2.version()}, numpy {np.__version__}, "
+        f"erftheory "
         f"{erftheory.__version__}"
     )
 

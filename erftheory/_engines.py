@@ -287,13 +287,7 @@ class _ArbData(_ArrayData):
         if self._balls is None:
             from ._arb import arb_power, prec_for_dps
 
-            if self.kernel.is_exact:
-                ints, _ = _exact.integer_form(list(self.kernel.flat))
-                flat: list[Any] = ints
-                total: float = sum(ints)
-            else:
-                flat = [float(x) for x in self.kernel.flat]
-                total = math.fsum(flat)
+            flat, total = self._exact_weights()
             require_nonzero_sum(total)
             count = math.prod(self.shape)
             _config.check_size(
@@ -305,6 +299,29 @@ class _ArbData(_ArrayData):
             rows = [flat[i * k2 : (i + 1) * k2] for i in range(len(flat) // k2)]
             self._balls = arb_power(rows, self.n, self.dps)
         return self._balls
+
+    def _exact_weights(self) -> tuple[list[Any], float]:
+        """The weights as the arb engine reads them (integer form or exact floats)."""
+        if self.kernel.is_exact:
+            ints, _ = _exact.integer_form(list(self.kernel.flat))
+            return list(ints), float(sum(ints))
+        flat = [float(x) for x in self.kernel.flat]
+        return flat, math.fsum(flat)
+
+    def ball(self, index: tuple[int, ...]) -> Any:
+        from ._arb import CAUCHY_MIN_LENGTH, cauchy_ball
+
+        flat, total = self._exact_weights()
+        if (
+            self._balls is None
+            and self.kernel.ndim == 1
+            and self.shape[0] >= CAUCHY_MIN_LENGTH
+            and all(x >= 0 for x in flat)
+        ):
+            require_nonzero_sum(total)
+            return cauchy_ball(flat, self.n, index[0], self.dps)
+        row = self.balls()[index[0] if self.kernel.ndim == 2 else 0]
+        return row[index[-1]]
 
     def normalized(self) -> np.ndarray:
         if self._values is None:
