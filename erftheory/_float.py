@@ -274,7 +274,8 @@ def _tilted_group(
             spec[r, cols[lo : lo + chunk]] = np.exp(n * lre) * np.exp(1j * (n * lim))
     q = _sfft.irfft(spec, size, axis=1)
     for j, (start, stop, c, s) in enumerate(items):
-        bracket = n * (_arb_log_poly(u, s, prec) - logv1) - flint.arb(s) * c
+        with flint.ctx.workprec(prec):  # n (log U(e^s) - log U(1)) - s c cancels: keep the bits
+            bracket = n * (_arb_log_poly(u, s, prec) - logv1) - flint.arb(s) * c
         b = float(bracket.mid())
         t = np.arange(start, stop)
         vals = q[j, (t - c) % size]
@@ -439,11 +440,12 @@ class _Tilt2D:
                     1j * (n * lim)
                 )
         q = _sfft.irfftn(spec, (M0, M1))
-        bracket = (
-            n * (self._arb_log(s) - self.logv1_ball)
-            - flint.arb(s[0]) * int(c[0])
-            - flint.arb(s[1]) * int(c[1])
-        )
+        with flint.ctx.workprec(self.prec):  # the terms cancel: keep the bits
+            bracket = (
+                n * (self._arb_log(s) - self.logv1_ball)
+                - flint.arb(s[0]) * int(c[0])
+                - flint.arb(s[1]) * int(c[1])
+            )
         b = float(bracket.mid())
         t0 = np.arange(r0[0], r0[1])
         t1 = np.arange(r1[0], r1[1])
