@@ -175,15 +175,26 @@ def test_float_engine_against_cauchy_reference(w, n):
     are really tested) and the ones just outside not (so the engine drops none).
     """
     got = profile(Kernel(w), n, method="float").normalized()
+    certified = profile(Kernel(w), n, method="arb", dps=30)  # Profile.ball: Cauchy integral
     idx = np.nonzero(got >= TINY)[0]
     lo, hi = int(idx[0]), int(idx[-1])
-    for t in (int(np.argmax(got)), lo, hi, lo - 1, hi + 1):
-        ref = cauchy_coefficient(w, n, t)
-        if t in (lo - 1, hi + 1):
-            assert ref < TINY, t
-            continue
-        assert ref >= TINY, t
-        assert abs(got[t] - ref) <= FLOAT_RTOL * ref, (t, got[t], ref)
+    old = flint.ctx.prec
+    flint.ctx.prec = 300
+    try:
+        for t in (int(np.argmax(got)), lo, hi, lo - 1, hi + 1):
+            ref = cauchy_coefficient(w, n, t)
+            ball = certified.ball(t)
+            # Two independent quadratures (mpmath tanh-sinh; arb's certified Gauss-Legendre).
+            with mpmath.workdps(40):
+                assert abs(mpmath.mpf(ball.mid().str(35, radius=False)) - ref) <= 1e-25 * ref
+            if t in (lo - 1, hi + 1):
+                assert ref < TINY and ball < TINY, t
+                continue
+            assert ref >= TINY and ball > TINY, t
+            assert abs(got[t] - ref) <= FLOAT_RTOL * ref, (t, got[t], ref)
+            assert abs(flint.arb(float(got[t])) - ball) / ball < FLOAT_RTOL  # certified
+    finally:
+        flint.ctx.prec = old
 
 
 def test_float_engine_long_windows_regression():
