@@ -19,6 +19,7 @@ from typing import Any
 
 import flint
 import numpy as np
+import scipy.optimize
 
 __all__ = ["ARB_GUARD_BITS", "CAUCHY_MIN_LENGTH", "arb_power", "cauchy_ball", "prec_for_dps"]
 
@@ -83,32 +84,23 @@ def _tilt_moments(logu: np.ndarray, s: float) -> tuple[float, float]:
 
 
 def _saddle(u: Sequence[float], target: float) -> float:
-    r"""A float $s$ with $\sum_m m\,u_m e^{sm} / \sum_m u_m e^{sm} \approx$ ``target``.
+    r"""A float $s$ with $\sum_m m\,u_m e^{sm} / \sum_m u_m e^{sm} =$ ``target`` (Brent's method).
 
-    Safeguarded Newton on a bracket; any $s$ gives a valid Cauchy circle, the saddle
-    point only makes the integrand a narrow non-oscillating bump.
+    Any $s$ gives a valid Cauchy circle; the saddle point only makes the integrand a
+    narrow non-oscillating bump.
     """
     with np.errstate(divide="ignore"):
         logu = np.log(np.asarray(u, dtype=float))
+
+    def excess(s: float) -> float:
+        return _tilt_moments(logu, s)[0] - target
+
     lo, hi = -1.0, 1.0
-    while _tilt_moments(logu, lo)[0] > target:
+    while excess(lo) > 0:
         lo *= 2.0
-    while _tilt_moments(logu, hi)[0] < target:
+    while excess(hi) < 0:
         hi *= 2.0
-    s = 0.0
-    for _ in range(200):  # safeguarded Newton: a bisection step whenever Newton leaves the bracket
-        mean, var = _tilt_moments(logu, s)
-        if mean > target:
-            hi = s
-        else:
-            lo = s
-        nxt = s + (target - mean) / var if var > 0 else math.inf
-        if not lo < nxt < hi:
-            nxt = 0.5 * (lo + hi)
-        if abs(nxt - s) <= 1e-15 * max(1.0, abs(s)):
-            return nxt
-        s = nxt
-    return s
+    return float(scipy.optimize.brentq(excess, lo, hi, xtol=1e-15, rtol=1e-15))
 
 
 def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:

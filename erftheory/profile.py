@@ -182,12 +182,16 @@ class Profile:
             >>> profile(Kernel([1, 1]), layers=10).coefficient(5)   # C(10, 5)
             252
         """
+        return self._data.coefficient(self._checked_index(index, "coefficient"))
+
+    def _checked_index(self, index: tuple[Any, ...], method: str) -> tuple[int, ...]:
+        """``index`` as ints after checking its length and range (ERFValueError otherwise)."""
         if len(index) != self.ndim:
-            raise ERFValueError(f"coefficient() takes {self.ndim} index(es), got {index!r}")
+            raise ERFValueError(f"{method}() takes {self.ndim} index(es), got {index!r}")
         for i, s in zip(index, self.shape, strict=True):
             if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < s:
                 raise ERFValueError(f"index {index!r} is outside the profile's shape {self.shape}")
-        return self._data.coefficient(tuple(int(i) for i in index))
+        return tuple(int(i) for i in index)
 
     @property
     def total(self) -> Any:
@@ -365,12 +369,7 @@ class Profile:
         """
         if self.method != "arb":
             raise ERFValueError(f"ball() needs method='arb'; this profile used {self.method!r}")
-        if len(index) != self.ndim:
-            raise ERFValueError(f"ball() takes {self.ndim} index(es), got {index!r}")
-        for i, s in zip(index, self.shape, strict=True):
-            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < s:
-                raise ERFValueError(f"index {index!r} is outside the profile's shape {self.shape}")
-        return self._data.ball(tuple(int(i) for i in index))
+        return self._data.ball(self._checked_index(index, "ball"))
 
     @property
     def abs_error_bound(self) -> float | None:
