@@ -184,7 +184,7 @@ class Profile:
         """
         return self._data.coefficient(self._checked_index(index, "coefficient"))
 
-    def _checked_index(self, index: tuple[Any, ...], method: str) -> tuple[int, ...]:
+    def _checked_index(self, index: tuple[int, ...], method: str) -> tuple[int, ...]:
         """``index`` as ints after checking its length and range (ERFValueError otherwise)."""
         if len(index) != self.ndim:
             raise ERFValueError(f"{method}() takes {self.ndim} index(es), got {index!r}")
