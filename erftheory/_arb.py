@@ -68,7 +68,7 @@ CAUCHY_MIN_LENGTH = 20_001
 """`Profile.ball` of a nonnegative 1-D kernel uses `cauchy_ball` from this profile length on.
 
 Below it the whole ``arb_poly`` power is cheap (under about a second) and is kept for
-later reads; above it one certified coefficient by the Cauchy integral costs 0.05-3 s
+later reads; above it one certified coefficient by the Cauchy integral costs 0.01-3.3 s
 while the full power costs minutes (58 s for $k = 3$, $n = 10^5$).
 """
 
@@ -123,13 +123,16 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
     Gauss-Legendre, with error bounds from the size of the integrand on complex ellipses;
     the integrand is entire) returns a ball containing the integral; $h$ is summed term by
     term with the centred exponents $m - \mu$, which keeps the balls of $h^n$ narrow.
-    On $[\theta_c, \pi]$ the integral is bounded, not computed: on a piece with midpoint
-    $\theta_0$ and half-length $\rho$, Taylor's theorem gives $|h| \le |h(\theta_0)| +
-    |h'(\theta_0)|\rho + \tfrac12\rho^2\sum_m p_m(m-\mu)^2$, and the piece adds its
-    length times that bound to the $n$-th power to the radius; pieces are halved until
-    the sum is below $2^{-\mathrm{prec}}w$ (a piece still too large after 40 halvings adds
-    its length, since $|h| \le 1$). The prefactor is evaluated in ball arithmetic. So the
-    ball contains the true value whatever $r$ is; the saddle point only makes it narrow.
+    On $[\theta_c, \pi]$ the integral is bounded where it is negligible: on a piece with
+    midpoint $\theta_0$ and half-length $\rho$, Taylor's theorem gives $|h| \le
+    |h(\theta_0)| + |h'(\theta_0)|\rho + \tfrac12\rho^2\sum_m p_m(m-\mu)^2$, and a piece
+    whose length times that bound to the $n$-th power is below its share of
+    $2^{-\mathrm{prec}}w$ adds it to the radius. Other pieces are halved, and once shorter
+    than $8w$ (or after 16 halvings) integrated by ``acb.integral`` too: that is where
+    $|h|^n$ is not negligible away from $\theta = 0$ (small $n$, or kernels close to
+    periodic, whose $|h|$ has other maxima near 1). The prefactor is evaluated in ball
+    arithmetic. So the ball contains the true value whatever $r$ is; the saddle point
+    only makes it narrow.
 
     Args:
         weights: nonnegative exact numbers (ints or floats; floats are read exactly).
@@ -214,11 +217,8 @@ def _tail(
 ) -> Any:
     r"""A ball containing $\mathrm{Re}\int_{\mathrm{start}}^{\pi} h(\theta)^n d\theta$.
 
-    See `cauchy_ball`: pieces whose second-order Taylor bound of $|h|^n$ is below their
-    share of $2^{-\mathrm{prec}}w$ add that bound to the radius; the others are halved,
-    and once shorter than $8w$ (or after 16 halvings) integrated by ``acb.integral``,
-    which is where $|h|^n$ is not negligible away from $\theta = 0$ (small $n$, or
-    kernels close to periodic, whose $|h|$ has other maxima near 1).
+    See `cauchy_ball` ("Rigour"): Taylor bounds on pieces where $|h|^n$ is negligible,
+    ``acb.integral`` on the others.
     """
     arb, acb = flint.arb, flint.acb
     # On the real line |h(θ)| = |poly(e^{iθ})| and |h'(θ)| = |dpoly(e^{iθ})|.
