@@ -9,20 +9,10 @@ the test suite.
 
 from __future__ import annotations
 
-import time
-
 import flint
+from run import best
 
 from erftheory._exact import uniform_half
-
-
-def best(fn, repeat: int = 30) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
