@@ -556,26 +556,10 @@ class _Converter:
         return last
 
     def ancestors(self, nodes: list[Any]) -> set[Any]:
-        seen: set[Any] = set()
-        stack = list(nodes)
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            stack.extend(n.all_input_nodes)
-        return seen
+        return _reachable(nodes, lambda n: n.all_input_nodes)
 
     def descendants(self, node: Any) -> set[Any]:
-        seen: set[Any] = set()
-        stack = list(node.users)
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            stack.extend(n.users)
-        return seen
+        return _reachable(node.users, lambda n: n.users)
 
     # ------------------------------------------------------------ decomposition
     def convert(self) -> list[Layer]:
@@ -949,3 +933,16 @@ def _is_projection(layers: list[Layer]) -> bool:
         elif not isinstance(x, (AvgPool, MaxPool, Activation, BatchNorm, Dropout)):
             return False
     return True
+
+
+def _reachable(start: Any, step: Callable[[Any], Any]) -> set[Any]:
+    """Every node reached from ``start`` (included) by repeatedly following ``step``."""
+    seen: set[Any] = set()
+    stack = list(start)
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(step(n))
+    return seen
