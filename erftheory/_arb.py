@@ -21,6 +21,8 @@ import flint
 import numpy as np
 import scipy.optimize
 
+from ._exact import in_power_support, reduce_support
+
 __all__ = ["ARB_GUARD_BITS", "CAUCHY_MIN_LENGTH", "arb_power", "cauchy_ball", "prec_for_dps"]
 
 ARB_GUARD_BITS = 32
@@ -137,7 +139,9 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
     Args:
         weights: nonnegative exact numbers (ints or floats; floats are read exactly).
         n: the number of layers ($\ge 0$).
-        t: the index ($0 \le t \le n(k-1)$; others give the exact ball 0).
+        t: the index; where no $n$ taps of non-zero weight sum to $t$ (outside
+            $0 \le t \le n(k-1)$, or in a gap left by zero taps: `in_power_support`)
+            the result is the exact ball 0.
         dps: decimal digits of the working precision.
 
     Returns:
@@ -148,13 +152,7 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
         >>> b.overlaps(flint.arb(100891344545564193334812497256) / 4**50), b.rad() < 1e-30
         (True, True)
     """
-    nz = [m for m, x in enumerate(weights) if x != 0]
-    m0 = nz[0]
-    g = 0
-    for m in nz:
-        g = math.gcd(g, m - m0)
-    g = max(g, 1)
-    u = [weights[m] for m in range(m0, nz[-1] + 1, g)]
+    m0, g, u = reduce_support(weights)
     prec = prec_for_dps(dps)
     old = flint.ctx.prec
     flint.ctx.prec = prec
@@ -165,8 +163,8 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
         shift = t - n * m0
         if n == 0:
             return arb(1 if t == 0 else 0)
-        if shift < 0 or shift % g or shift // g > n * (len(u) - 1):
-            return arb(0)
+        if shift < 0 or shift % g or not in_power_support(u, n, shift // g):
+            return arb(0)  # exactly: no path of n nonnegative taps reaches t
         t = shift // g
         if t in (0, n * (len(u) - 1)):  # one product: u_0^n or u_last^n
             return (arb(u[0] if t == 0 else u[-1]) / total) ** n

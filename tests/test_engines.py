@@ -366,6 +366,48 @@ def test_cauchy_ball_contains_the_exact_value(w, n, frac):
     _assert_ball(cauchy_ball(w, n, t, 30), _exact_ratio(w, n, t), 30)
 
 
+def _sumset(support: list[int], n: int) -> set[int]:
+    """$nA$ by brute force: every sum of n elements of A."""
+    sums = {0}
+    for _ in range(n):
+        sums = {s + a for s in sums for a in support}
+    return sums
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    inner=st.lists(st.sampled_from([0, 0, 1, 3]), min_size=0, max_size=9),
+    n=st.integers(0, 40),
+)
+def test_in_power_support_is_the_n_fold_sumset(inner, n):
+    """The support of $U^n$ (shortest paths on residues plus a small DP) against brute force."""
+    from erftheory._exact import in_power_support, reduce_support
+
+    _, _, core = reduce_support([2, *inner, 1])
+    support = [m for m, w in enumerate(core) if w]
+    truth = _sumset(support, n)
+    last = n * (len(core) - 1)
+    assert [t for t in range(-2, last + 3) if in_power_support(core, n, t)] == sorted(truth)
+
+
+def test_cauchy_ball_is_exactly_zero_in_support_gaps():
+    """$A = \\{0, 2, 3\\}$ never reaches $t = 1$: the ball is the exact 0, not a narrow ball
+    around it, at every depth (n = 1 is the regression from a CI run)."""
+    from erftheory._arb import cauchy_ball
+    from erftheory._exact import in_power_support
+
+    assert cauchy_ball([1, 0, 1, 1], 1, 1, 30) == 0
+    assert cauchy_ball([1, 0, 1, 1], 10**5, 1, 30) == 0
+    assert cauchy_ball([0, 1, 0, 0, 1, 1], 7, 8, 30) == 0  # z^7 (1 + z^3 + z^4)^7 at t = 7 + 1
+    assert cauchy_ball([1, 0, 1, 1], 10**5, 2, 30) > 0
+    # A = {0, 1, 6}: 4A has the top gap 20..23 (23 = 6 + 6 + 6 + 5 ones needs 8 parts).
+    assert [t for t in range(18, 25) if in_power_support([1, 1, 0, 0, 0, 0, 1], 4, t)] == [
+        18,
+        19,
+        24,
+    ]
+
+
 def test_cauchy_ball_float_weights_and_far_tails():
     from erftheory._arb import cauchy_ball
 
