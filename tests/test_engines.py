@@ -212,13 +212,45 @@ def test_float_engine_long_windows_regression():
         assert abs(got[t] - ref) <= FLOAT_RTOL * ref, (t, got[t], ref)
 
 
-def test_float_engine_15x15():
-    rng = np.random.default_rng(7)
-    w = rng.integers(1, 10, (15, 15)).tolist()
-    got = profile(Kernel(np.array(w, dtype=float)), 6, method="float").normalized()
-    ref = _exact_normalized(Kernel(w), 6)
+def _random_square(k: int) -> list[list[int]]:
+    return np.random.default_rng(7).integers(1, 10, (k, k)).tolist()
+
+
+GOAL_CASES_2D = [
+    (_random_square(15), 6),
+    (_random_square(15), 20),
+    (_random_square(9), 50),
+    (_random_square(5), 120),
+    ([[1, 0, 2], [0, 3, 0], [2, 0, 1]], 41),  # a lattice: zeros at odd i + j, |U| = 1 at (π, π)
+    ([[9, 1, 9], [1, 1, 1], [9, 1, 9]], 50),  # near-periodic: |U| close to 1 away from 0
+    ([[5, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 2]], 30),
+]
+
+
+@pytest.mark.parametrize(
+    ("w", "n"), GOAL_CASES_2D, ids=[f"{len(w)}x{len(w[0])}-n{n}" for w, n in GOAL_CASES_2D]
+)
+def test_float_engine_2d_relative_accuracy_goal(w, n):
+    """Non-separable 2-D tilting up to 15×15, every normal value within FLOAT_RTOL, zeros 0."""
+    got = profile(Kernel(np.array(w, dtype=float)), n, method="float").normalized()
+    ref = _exact_normalized(Kernel(w), n)
     normal = ref >= TINY
     assert (np.abs(got[normal] - ref[normal]) / ref[normal]).max() <= FLOAT_RTOL
+    assert np.all(got[ref == 0] == 0)
+
+
+def test_float_engine_2d_plain_fft_frequencies_change_nothing(monkeypatch):
+    """2-D windows take most frequencies from a plain FFT and sum the rest directly;
+    summing every frequency directly (tolerance 0, the slow route) agrees to 1e-13."""
+    import erftheory._float as fl
+
+    w = np.array(_random_square(5), dtype=float)
+    fast = profile(Kernel(w), 60, method="float").normalized()
+    monkeypatch.setattr(fl, "SPECTRUM_TOLERANCE", 0.0)
+    slow = profile(Kernel(w), 60, method="float").normalized()
+    normal = slow >= TINY
+    assert np.all(fast[~normal] == slow[~normal])
+    assert (np.abs(fast[normal] - slow[normal]) / slow[normal]).max() <= 1e-13
 
 
 def test_fft_tails_are_noise_but_within_bound():
