@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 import flint
 import gmpy2
@@ -84,22 +85,40 @@ def sympy_time(k: int, n: int, ground: str) -> tuple[str, float]:
     return out[0], float(out[1])
 
 
+def flint_power(w: list) -> object:
+    """flint's polynomial for ``w``: ``fmpz_poly`` for integers, ``fmpq_poly`` for rationals."""
+    if all(isinstance(x, int) for x in w):
+        return flint.fmpz_poly(w)
+    return flint.fmpq_poly([flint.fmpq(x.numerator, x.denominator) for x in w])
+
+
 def exact_rows(quick: bool) -> list[str]:
     rows = [
-        "| kernel | k | n | erftheory s | flint `fmpz_poly**n` s | flint / erftheory |",
+        "| kernel | k | n | erftheory s | flint `fmpz_poly**n` / `fmpq_poly**n` s "
+        "| flint / erftheory |",
         "|---|---|---|---|---|---|",
     ]
     ns = [1000, 3000] if quick else [1000, 3000, 10000, 30000]
     rng = random.Random(1)
     for k in (3, 7, 11):
-        kernels = [("uniform", [1] * k), ("random 1..9", [rng.randint(1, 9) for _ in range(k)])]
+        kernels = [
+            ("uniform", [1] * k),
+            ("random 1..9", [rng.randint(1, 9) for _ in range(k)]),
+            (
+                "random p/q, p, q in 1..9",
+                [Fraction(rng.randint(1, 9), rng.randint(1, 9)) for _ in range(k)],
+            ),
+        ]
         for name, w in kernels:
             for n in ns:
                 if name != "uniform" and n == 30000 and k == 11:
                     continue  # ~20 GB of flint temporaries at this size; too big for 24 GiB
+                if name.startswith("random p/q") and n > 10000:
+                    continue  # as the integer kernel (same flint call); keeps the run short
+                base = flint_power(w)
                 te, tf = pair(
                     lambda w=w, n=n: profile(Kernel(w), n, method="exact").compute(),
-                    lambda w=w, n=n: flint.fmpz_poly(w) ** n,
+                    lambda base=base, n=n: base**n,
                     7 if n <= 3000 else 3 if n <= 10000 else 2,
                 )
                 rows.append(f"| {name} | {k} | {n} | {te:.3f} | {tf:.3f} | {tf / te:.2f} |")
@@ -208,6 +227,48 @@ def float_rows(quick: bool) -> list[str]:
             rows.append(
                 f"| {k} | {n} | {tp:.4f} | {tf:.4f} | {tf / tp:.2f} | {ep} | {ef} | {kind} |"
             )
+    return rows
+
+
+def plain_fft_2d(w: np.ndarray, n: int) -> np.ndarray:
+    shape = tuple(n * (s - 1) + 1 for s in w.shape)
+    size = [sfft.next_fast_len(shape[0]), sfft.next_fast_len(shape[1], real=True)]
+    with np.errstate(under="ignore"):
+        spec = sfft.rfftn(w / w.sum(), size) ** n
+        return sfft.irfftn(spec, size)[: shape[0], : shape[1]]
+
+
+def float2d_rows(quick: bool) -> list[str]:
+    """Non-separable 2-D kernels: the `float` engine against the plain 2-D FFT power, with
+    the largest relative error of both over every normal-range value (exact reference)."""
+    rows = [
+        "| kernel | n | grid | plain FFT s | `float` s | float / FFT | exact s "
+        "| plain max rel err | `float` max rel err |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cases = (
+        [(3, 100), (15, 6)]
+        if quick
+        else [(3, 200), (3, 600), (5, 100), (5, 300), (9, 50), (9, 100), (15, 20), (15, 40)]
+    )
+    rng = np.random.default_rng(5)
+    for k, n in cases:
+        ints = rng.integers(1, 10, (k, k))
+        w = ints.astype(float)
+        tp, tf = pair(
+            lambda w=w, n=n: plain_fft_2d(w, n),
+            lambda w=w, n=n: profile(Kernel(w), n, method="float").normalized(),
+            2,
+        )
+        start = time.perf_counter()
+        ref = profile(Kernel(ints.tolist()), n, method="exact").normalized()
+        te = time.perf_counter() - start
+        got = profile(Kernel(w), n, method="float").normalized()
+        ep, ef = max_rel(plain_fft_2d(w, n), ref), max_rel(got, ref)
+        rows.append(
+            f"| {k}×{k} random 1..9 | {n} | {ref.shape[0]}² | {tp:.3f} | {tf:.3f} "
+            f"| {tf / tp:.0f} | {te:.2f} | {ep:.1e} | {ef:.1e} |"
+        )
     return rows
 
 
@@ -384,7 +445,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--write", action="store_true", help="write benchmarks/README.md")
     ap.add_argument(
-        "--only", choices=["exact", "slow", "mpoly", "float", "reference", "peak"], default=None
+        "--only",
+        choices=["exact", "slow", "mpoly", "float", "float2d", "reference", "peak"],
+        default=None,
     )
     args = ap.parse_args()
     erftheory.set_memory_limit("16GiB")
@@ -393,11 +456,12 @@ def main() -> None:
         ("Exact 1-D: sympy and a pure-Python loop (small n only)", slow_baseline_rows),
         ("Exact 2-D non-separable: erftheory vs `fmpz_mpoly`", mpoly_rows),
         ("Float: `float` engine vs the plain `scipy.fft` power (uniform kernels)", float_rows),
+        ("Float 2-D non-separable: `float` engine vs the plain 2-D FFT power", float2d_rows),
         ("Float accuracy at the largest sizes: Cauchy-integral reference", reference_rows),
         ("Peak memory (largest cases, one process each)", peak_rows),
     ]
     text = [f"Machine: {machine()}", f"Mode: {'quick' if args.quick else 'full'}", ""]
-    keys = ["exact", "slow", "mpoly", "float", "reference", "peak"]
+    keys = ["exact", "slow", "mpoly", "float", "float2d", "reference", "peak"]
     if args.only:
         sections = [sections[keys.index(args.only)]]
     for title, fn in sections:

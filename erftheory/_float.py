@@ -304,6 +304,16 @@ def tilt_2d_applicable(w: np.ndarray) -> bool:
     return bool(core[0, 0] > 0 and core[0, -1] > 0 and core[-1, 0] > 0 and core[-1, -1] > 0)
 
 
+def _centred_phases(j: np.ndarray, n: int, taps: int, c: int, size: int) -> np.ndarray:
+    r"""$e^{-i\omega_j (a - c/n)}$ for $\omega_j = 2\pi j/M$ and taps $a = 0, \dots$, as a matrix.
+
+    The phase $2\pi\, j(na - c)/(nM)$ is reduced modulo $2\pi$ in integers before the one
+    rounding, so it is accurate to an ulp of $2\pi$ however large $j\,c$ is.
+    """
+    turns = (j[:, None] * (n * np.arange(taps)[None, :] - c)) % (n * size)
+    return np.exp(-2j * np.pi * turns / (n * size))
+
+
 class _Tilt2D:
     def __init__(self, u: np.ndarray, n: int, log: bool) -> None:
         self.u, self.n, self.log = u, n, log
@@ -420,35 +430,49 @@ class _Tilt2D:
         dense = np.zeros(self.u.shape)
         idx = self.m.astype(int)
         dense[idx[:, 0], idx[:, 1]] = p
-        spec = _sfft.rfftn(dense, (M0, M1))  # U_s(ω) / U_s(0), absolute error ≲ δ
+        j0 = np.arange(M0)
+        j0 = np.where(j0 > M0 // 2, j0 - M0, j0)  # signed frequencies, as the direct sums
+        j1 = np.arange(M1 // 2 + 1)
+        # The tilted kernel's transform, centred on c/n per layer so that arg U is small
+        # where |U|^n matters (U^n then loses no more than about n u relative there) and
+        # n layers shift the profile by exactly c: U(ω) = Σ p_ab e^{-iω·((a, b) - c/n)},
+        # as two small matrix products (k1 and k2 terms, cheaper than an FFT of the
+        # zero-padded kernel) whose phases are reduced exactly modulo 2π first.
+        k1, k2 = self.u.shape
+        e0 = _centred_phases(j0, n, k1, int(c[0]), M0)
+        e1 = _centred_phases(j1, n, k2, int(c[1]), M1)
+        fourier = e0 @ dense @ e1.T  # absolute error ≲ (k1 + k2) u ≤ δ
         with np.errstate(divide="ignore"):
-            logabs = np.log(np.abs(spec))
-        i0g = np.arange(M0)[:, None]
-        i1g = np.arange(M1 // 2 + 1)[None, :]
-        # Where the transform's absolute error δ cannot matter, its n-th power is used as
-        # it is (an error of n δ |U|^(n-1) per frequency, below SPECTRUM_TOLERANCE of the
-        # spectrum's total mass in all); elsewhere U is summed directly with centred phases
-        # and log1p, accurate to a few ulps *relative* to 1 - U.
-        delta = 4.0 * np.finfo(float).eps * math.log2(M0 * M1)
+            logabs = np.log(np.abs(fourier))
+        band = n * logabs > _BAND  # elsewhere |U|^n < e^-800: the spectrum is 0 there
+        band[0, 0] = True
+        b0, b1 = np.nonzero(band)
+        flat = b0 * fourier.shape[1] + b1
+        la = logabs.ravel()[flat]
+        centred = fourier.ravel()[flat]
         with np.errstate(under="ignore"):
-            mass = float(np.exp(n * logabs).sum())
-            error = (n * delta) * np.exp((n - 1) * logabs.ravel())
-        # The cheapest errors go to the plain FFT: binned by powers of 2 (O(size), unlike a
-        # sort), the largest bin whose cumulative error fits the budget sets the cut.
-        with np.errstate(divide="ignore"):
-            bins = np.clip(np.floor(np.log2(error)), -1100, 0).astype(np.int64) + 1100
-        cumulative = np.cumsum(np.bincount(bins, weights=error, minlength=1101))
-        fits = np.nonzero(cumulative <= SPECTRUM_TOLERANCE * mass)[0]
+            magnitude = np.exp(n * la)
+        # Where the transform's absolute error δ cannot matter, the n-th power of this
+        # stands (an error of at most n δ |U|^(n-1) per frequency, below
+        # SPECTRUM_TOLERANCE of the spectrum's mass in all); elsewhere U is summed
+        # directly with centred phases and log1p, accurate to a few ulps *relative* to
+        # 1 - U. The cheapest errors go to the plain FFT: binned by powers of 2 (an upper
+        # bound per bin, and O(band) work, unlike a sort), the largest bin whose
+        # cumulative bound fits the budget sets the cut.
+        delta = 4.0 * np.finfo(float).eps * math.log2(M0 * M1)
+        budget = SPECTRUM_TOLERANCE * float(magnitude.sum())
+        log2_error = ((n - 1) * la + math.log(n * delta)) / math.log(2.0)
+        bins = np.clip(np.floor(log2_error), -1100, 0).astype(np.int64) + 1100
+        bound = np.bincount(bins, minlength=1101) * 2.0 ** (np.arange(1101) - 1099.0)
+        fits = np.nonzero(np.cumsum(bound) <= budget)[0]
         cut = int(fits[-1]) if len(fits) else -1
-        direct = (bins > cut).reshape(spec.shape) & (n * logabs > _BAND)
-        direct[0, 0] = True
-        # Centre at t = c: multiply by e^{iω·c}, its phase reduced exactly modulo 2π.
-        turns = (i0g * int(c[0]) % M0) / M0 + (i1g * int(c[1]) % M1) / M1
-        with np.errstate(under="ignore", invalid="ignore"):
-            spec = np.exp(n * logabs + 1j * (n * np.angle(spec) + 2.0 * np.pi * turns))
-        spec[~np.isfinite(spec)] = 0.0
-        i0, i1 = np.nonzero(direct)
-        w0 = 2.0 * np.pi / M0 * np.where(i0 > M0 // 2, i0 - M0, i0).astype(float)
+        direct = bins > cut
+        direct[flat == 0] = True
+        spec = np.zeros(fourier.shape, dtype=complex)
+        with np.errstate(under="ignore"):
+            spec.ravel()[flat] = magnitude * np.exp(1j * (n * np.angle(centred)))
+        i0, i1 = b0[direct], b1[direct]
+        w0 = 2.0 * np.pi / M0 * j0[i0].astype(float)
         w1 = 2.0 * np.pi / M1 * i1.astype(float)
         offsets = self.m - c[None, :] / n
         drift = p @ offsets
@@ -464,7 +488,12 @@ class _Tilt2D:
                 spec[i0[lo : lo + chunk], i1[lo : lo + chunk]] = np.exp(n * lre) * np.exp(
                     1j * (n * lim)
                 )
-        q = _sfft.irfftn(spec, (M0, M1))
+        t0 = np.arange(r0[0], r0[1])
+        t1 = np.arange(r1[0], r1[1])
+        # The inverse transform on the window's rows only (the second pass is the
+        # window's share of the work); values at (t - c) mod M, the profile centred on c.
+        rows = _sfft.ifft(spec, axis=0)[(t0 - int(c[0])) % M0]
+        vals = _sfft.irfft(rows, M1, axis=1)[:, (t1 - int(c[1])) % M1]
         with flint.ctx.workprec(self.prec):  # the terms cancel: keep the bits
             bracket = (
                 n * (self._arb_log(s) - self.logv1_ball)
@@ -472,10 +501,7 @@ class _Tilt2D:
                 - flint.arb(s[1]) * int(c[1])
             )
         b = float(bracket.mid())
-        t0 = np.arange(r0[0], r0[1])
-        t1 = np.arange(r1[0], r1[1])
-        vals = q[np.ix_((t0 - int(c[0])) % M0, (t1 - int(c[1])) % M1)]
-        peak = q.max()
+        peak = vals.max()  # the window holds the tilted mean, so its peak too
         lin = (b - s[0] * (t0 - c[0]))[:, None] - (s[1] * (t1 - c[1]))[None, :]
         with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
             vals = np.where(vals > ZERO_FLOOR * peak, vals, 0.0)
@@ -500,10 +526,13 @@ def tilted_power_2d(weights: np.ndarray, n: int, *, log: bool = False) -> np.nda
 
     The 2-D analogue of `tilted_power_1d` (see there for the per-window algebra): the
     index rectangle is split recursively until each piece's corners are within
-    tilted Mahalanobis radius 4 of its centre; each piece gets its own saddle point
-    $(s_1, s_2)$ (damped Newton on the convex $\log V(e^{s_1}, e^{s_2}) - s\cdot c/n$)
-    and a small 2-D transform. Pieces whose Chernoff bound is below $e^{-750}$ are 0.
-    Needs `tilt_2d_applicable` (nonnegative weights, positive corners).
+    tilted Mahalanobis radius `MAHALANOBIS_RADIUS_2D` of its centre; each piece gets its
+    own saddle point $(s_1, s_2)$ (damped Newton on the convex
+    $\log V(e^{s_1}, e^{s_2}) - s\cdot c/n$) and a small 2-D transform, whose
+    spectrum comes from a plain FFT of the tilted kernel where its error cannot matter
+    (`SPECTRUM_TOLERANCE`) and from direct, centred sums elsewhere. Pieces whose
+    Chernoff bound is below $e^{-750}$ are 0. Needs `tilt_2d_applicable` (nonnegative
+    weights, positive corners).
     """
     w = np.asarray(weights, dtype=np.float64)
     shape = tuple(n * (s - 1) + 1 for s in w.shape)
