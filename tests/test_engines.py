@@ -422,6 +422,15 @@ def test_in_power_support_is_the_n_fold_sumset(inner, n):
     assert [t for t in range(-2, last + 3) if in_power_support(core, n, t)] == sorted(truth)
 
 
+def test_in_power_support_is_conservative_past_its_work_bound(monkeypatch):
+    """Past SUPPORT_WORK steps the answer is True ("possibly non-zero"), never a wrong 0."""
+    import erftheory._exact as ex
+
+    assert not ex.in_power_support([1, 0, 1, 1], 5, 1)
+    monkeypatch.setattr(ex, "SUPPORT_WORK", 2)
+    assert ex.in_power_support([1, 0, 1, 1], 5, 1)
+
+
 def test_cauchy_ball_is_exactly_zero_in_support_gaps():
     """$A = \\{0, 2, 3\\}$ never reaches $t = 1$: the ball is the exact 0, not a narrow ball
     around it, at every depth (n = 1 is the regression from a CI run)."""
