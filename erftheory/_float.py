@@ -39,7 +39,7 @@ Within a window every non-zero coefficient is far above it; only true zeros (ker
 with interior zero taps) and rounding noise fall below.
 """
 SPECTRUM_TOLERANCE = 1e-16
-r"""2-D windows: the transform-error budget of the frequencies taken from a plain FFT.
+r"""2-D windows: the error budget of the frequencies whose $n$-th power is taken as it is.
 
 Their summed error is at most this fraction of $\sum_\omega |U_s(\omega)|^n$, the scale
 of the window's peak value; 2-D window corners are at least $e^{-4.5} \approx 1/90$ of
@@ -453,10 +453,10 @@ class _Tilt2D:
         with np.errstate(under="ignore"):
             magnitude = np.exp(n * la)
         # Where the transform's absolute error δ cannot matter, the n-th power of this
-        # stands (an error of at most n δ |U|^(n-1) per frequency, below
+        # stands as it is (an error of at most n δ |U|^(n-1) per frequency, below
         # SPECTRUM_TOLERANCE of the spectrum's mass in all); elsewhere U is summed
         # directly with centred phases and log1p, accurate to a few ulps *relative* to
-        # 1 - U. The cheapest errors go to the plain FFT: binned by powers of 2 (an upper
+        # 1 - U. The cheapest errors are kept as they are: binned by powers of 2 (an upper
         # bound per bin, and O(band) work, unlike a sort), the largest bin whose
         # cumulative bound fits the budget sets the cut.
         delta = 4.0 * np.finfo(float).eps * math.log2(M0 * M1)
@@ -529,8 +529,9 @@ def tilted_power_2d(weights: np.ndarray, n: int, *, log: bool = False) -> np.nda
     tilted Mahalanobis radius `MAHALANOBIS_RADIUS_2D` of its centre; each piece gets its
     own saddle point $(s_1, s_2)$ (damped Newton on the convex
     $\log V(e^{s_1}, e^{s_2}) - s\cdot c/n$) and a small 2-D transform, whose
-    spectrum comes from a plain FFT of the tilted kernel where its error cannot matter
-    (`SPECTRUM_TOLERANCE`) and from direct, centred sums elsewhere. Pieces whose
+    spectrum is the $n$-th power of the tilted kernel's transform (two small matrix
+    products) where its error cannot matter (`SPECTRUM_TOLERANCE`) and comes from direct,
+    centred sums with ``log1p`` elsewhere. Pieces whose
     Chernoff bound is below $e^{-750}$ are 0. Needs `tilt_2d_applicable` (nonnegative
     weights, positive corners).
     """

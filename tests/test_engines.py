@@ -239,8 +239,9 @@ def test_float_engine_2d_relative_accuracy_goal(w, n):
     assert np.all(got[ref == 0] == 0)
 
 
-def test_float_engine_2d_plain_fft_frequencies_change_nothing(monkeypatch):
-    """2-D windows take most frequencies from a plain FFT and sum the rest directly;
+def test_float_engine_2d_cheap_frequencies_change_nothing(monkeypatch):
+    """2-D windows raise the kernel's transform to the n-th power as it is at most
+    frequencies and sum the rest directly;
     summing every frequency directly (tolerance 0, the slow route) agrees to 1e-13."""
     import erftheory._float as fl
 
