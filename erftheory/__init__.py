@@ -11,7 +11,13 @@ $(\sum_m w(m) z^m)^n$ (Luo, Li, Urtasun and Zemel, NIPS 2016, Eq. 9).
 from __future__ import annotations
 
 from ._config import get_memory_limit, memory_limit, set_memory_limit
-from ._errors import ERFTypeError, ERFValueError, SizeLimitError
+from ._errors import (
+    ERFError,
+    ERFTypeError,
+    ERFValueError,
+    MissingDependencyError,
+    SizeLimitError,
+)
 from .arch import load_arch, parse_arch
 from .binomial import extended_binomial, extended_binomial_coefficient
 from .gaussian import GaussianFit
@@ -41,6 +47,7 @@ __all__ = [
     "BatchNorm",
     "Conv",
     "Dropout",
+    "ERFError",
     "ERFTypeError",
     "ERFValueError",
     "GaussianFit",
@@ -49,6 +56,7 @@ __all__ = [
     "LayerRow",
     "LeakyReLU",
     "MaxPool",
+    "MissingDependencyError",
     "Network",
     "NetworkProfile",
     "Parallel",

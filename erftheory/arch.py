@@ -104,7 +104,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ._errors import ERFTypeError, ERFValueError
+from ._errors import ERFTypeError, ERFValueError, MissingDependencyError, with_context
 from .kernel import Kernel, parse_weight
 from .layers import (
     Activation,
@@ -322,10 +322,7 @@ class _Reader:
                     f"weights or of rows; got {_kinds(value)} {_short(value)}"
                 )
         except (ERFValueError, ERFTypeError) as exc:
-            msg = str(exc)
-            if msg.startswith(path):
-                raise
-            raise type(exc)(f"{path}: {msg}") from None
+            raise with_context(exc, path) from None
         if any(s > MAX_AXIS for s in k.shape):
             raise ERFValueError(
                 f"{path}: a kernel has at most {MAX_AXIS} taps per axis, got shape {k.shape}"
@@ -402,7 +399,7 @@ class _Reader:
             msg = str(exc)
             if msg.startswith(path):
                 raise
-            raise type(exc)(f"{where}: {msg}") from None
+            raise with_context(exc, where) from None
         return [layer]
 
     def repeat(self, opts: dict[str, Any], where: str, depth: int) -> list[Layer]:
@@ -539,7 +536,7 @@ def _checked(block: Layer, where: str) -> Layer:
     try:
         Network([block])
     except (ERFValueError, ERFTypeError) as exc:
-        raise type(exc)(f"{where}: {exc}") from None
+        raise with_context(exc, where) from None
     return block
 
 
@@ -601,7 +598,7 @@ def parse_arch(data: dict[str, Any] | Sequence[Any]) -> Network:
     try:
         return Network(layers, ndim=ndim)
     except (ERFValueError, ERFTypeError) as exc:
-        raise type(exc)(f"layers: {exc}") from None
+        raise with_context(exc, "layers") from None
 
 
 def _decode(text: str, path: str, yaml_file: bool) -> Any:
@@ -609,9 +606,11 @@ def _decode(text: str, path: str, yaml_file: bool) -> Any:
         try:
             import yaml
         except ImportError:
-            raise ERFValueError(
-                f"{path}: reading YAML needs PyYAML (pip install pyyaml), which is not "
-                f"installed; or write the architecture as JSON"
+            raise with_context(
+                MissingDependencyError(
+                    "pyyaml", "yaml", "reading YAML (or write the file as JSON)"
+                ),
+                path,
             ) from None
         try:
             return yaml.safe_load(text)
@@ -697,7 +696,7 @@ def load_arch(path: str | Path) -> Network:
     try:
         return parse_arch(doc)
     except (ERFValueError, ERFTypeError) as exc:
-        raise type(exc)(f"{name}: {exc}") from None
+        raise with_context(exc, name) from None
 
 
 # --------------------------------------------------------------------------- writing

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import ERFValueError
+from ._errors import ERFValueError, MissingDependencyError
 
 if TYPE_CHECKING:
     from .profile import Profile
@@ -28,7 +28,7 @@ def require_matplotlib() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ERFValueError("plotting needs matplotlib: pip install 'erftheory[plot]'") from None
+        raise MissingDependencyError("matplotlib", "plot", "plotting") from None
     return plt
 
 
