@@ -95,6 +95,8 @@ def with_context(exc: ERFError, context: str) -> ERFError:
         return exc
     new = copy.copy(exc)
     new.args = (f"{context}: {message}", *exc.args[1:])
+    if isinstance(new, ImportError):  # ImportError prints its msg attribute, not args
+        new.msg = new.args[0]
     return new
 
 

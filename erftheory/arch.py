@@ -607,9 +607,7 @@ def _decode(text: str, path: str, yaml_file: bool) -> Any:
             import yaml
         except ImportError:
             raise with_context(
-                MissingDependencyError(
-                    "pyyaml", "yaml", "reading YAML (or write the file as JSON)"
-                ),
+                MissingDependencyError("PyYAML", "yaml", "reading YAML (or write JSON)"),
                 path,
             ) from None
         try:

@@ -542,7 +542,7 @@ def test_load_json_yaml_and_file_errors(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(ERFValueError, match=r"huge\.yaml: invalid YAML: Exceeds"):
         load_arch(huge)
     monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
-    with pytest.raises(MissingDependencyError, match="reading YAML .*needs PyYAML"):
+    with pytest.raises(MissingDependencyError, match=r"reading YAML .*needs PyYAML"):
         load_arch(y)
     assert len(load_arch(f)) == 2  # JSON never needs it
 
