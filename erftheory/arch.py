@@ -50,13 +50,16 @@ Values:
   list with one int per axis; sizes, strides and dilations in $[1, 1024]$, paddings and
   anchors in $[0, 1024]$. ``padding`` may also be ``"same"`` or ``"valid"``.
 - ``negative_slope``, ``p``, ``scale``, ``input_std``, ``gradient_factor``,
-  ``square_factor``: a number, or a string such as ``"1/3"`` (exact).
+  ``square_factor``: a number, or a string such as ``"1/3"`` (exact; ints of any
+  size stay exact). ``input_std`` lies in $[10^{-6}, 10^6]$, where the quadrature of
+  its factors is accurate.
 - ``repeat.times``: an int in $[1, 10\,000]$.
 
 Limits keep every file cheap to read: at most 10 000 layers in all (every layer
 counts, nested and repeated ones included), blocks nested at most 32 deep, at most 64
-different ``input_std`` values (each costs a numerical integration), files of at most
-10 MiB. Every error is an `erftheory.ERFValueError` or `erftheory.ERFTypeError`
+different ``input_std`` values (each costs a numerical integration), regular files
+of at most 10 MiB (a FIFO or a device is refused before it is opened for reading),
+YAML without aliases (``*name``; use ``repeat``). Every error is an `erftheory.ERFValueError` or `erftheory.ERFTypeError`
 whose message starts with the path of the offending value
 (``layers[3].conv.stride``) and states the valid range.
 
@@ -99,6 +102,8 @@ import difflib
 import json
 import math
 import numbers
+import os
+import stat
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -107,6 +112,8 @@ from typing import Any
 from ._errors import ERFTypeError, ERFValueError, MissingDependencyError, with_context
 from .kernel import Kernel, parse_weight
 from .layers import (
+    MAX_INPUT_STD,
+    MIN_INPUT_STD,
     Activation,
     AvgPool,
     BatchNorm,
@@ -206,10 +213,52 @@ def _hint(key: Any, valid: Sequence[str] | dict[str, Any]) -> str:
 
 
 def _short(value: Any, width: int = 60) -> str:
-    """``repr(value)``, clipped to ``width`` characters (and safe for huge ints)."""
-    if _is_int(value) and abs(value).bit_length() > 4 * width:
-        return f"an int of {abs(value).bit_length()} bits"
-    text = repr(value)
+    """``repr(value)``, clipped to ``width`` characters.
+
+    Built piece by piece and stopped at ``width``: never the repr of a whole document
+    (YAML aliases can make a small file a huge value), never a huge int in decimal.
+    """
+    parts: list[str] = []
+    room = [width + 1]
+
+    def put(text: str) -> bool:
+        parts.append(text[: room[0]])
+        room[0] -= len(text)
+        return room[0] > 0
+
+    def walk(x: Any, depth: int) -> bool:
+        if _is_int(x) and abs(x).bit_length() > 4 * width:
+            return put(f"<an int of {abs(x).bit_length()} bits>")
+        if isinstance(x, str):
+            return put(repr(x[: room[0] + 1]))
+        if isinstance(x, (bytes, bytearray)):
+            return put(repr(bytes(x[: room[0] + 1])))
+        if isinstance(x, (list, tuple, dict, set, frozenset)):
+            if depth > 8:
+                return put("…")
+            if isinstance(x, dict):
+                open_, close = "{", "}"
+            elif isinstance(x, (set, frozenset)):
+                open_, close = "{", "}"
+            else:
+                open_, close = ("[", "]") if isinstance(x, list) else ("(", ")")
+            if not put(open_):
+                return False
+            for i, item in enumerate(x.items() if isinstance(x, dict) else x):
+                if i and not put(", "):
+                    return False
+                if isinstance(x, dict):
+                    if not (walk(item[0], depth + 1) and put(": ") and walk(item[1], depth + 1)):
+                        return False
+                elif not walk(item, depth + 1):
+                    return False
+            return put(close)
+        if isinstance(x, (bool, float)) or x is None or _is_int(x):
+            return put(repr(x))
+        return put(f"<{type(x).__name__}>")
+
+    walk(value, 0)
+    text = "".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -434,7 +483,10 @@ class _Reader:
             if "input_std" not in opts:
                 return cls()
             std = self.ranged(
-                opts["input_std"], f"{where}.input_std", lambda f: f > 0, "a positive number"
+                opts["input_std"],
+                f"{where}.input_std",
+                lambda f: MIN_INPUT_STD <= f <= MAX_INPUT_STD,
+                "a positive number in [1e-6, 1e6]",
             )
             self.stds.add((name, std))
             if len(self.stds) > MAX_INPUT_STDS:
@@ -443,7 +495,7 @@ class _Reader:
                     f"of tanh and sigmoid (each needs a numerical integration); at most "
                     f"{MAX_INPUT_STDS}"
                 )
-            return cls(input_std=float(std))
+            return cls(input_std=std)
         if name == "activation":
             for key in ("gradient_factor", "square_factor"):
                 if key not in opts:
@@ -610,17 +662,30 @@ def _decode(text: str, path: str, yaml_file: bool) -> Any:
                 MissingDependencyError("PyYAML", "yaml", "reading YAML (or write JSON)"),
                 path,
             ) from None
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
         try:
-            return yaml.safe_load(text)
+            # Aliases would let a few bytes stand for an exponentially large document
+            # ("billion laughs"): refuse them before anything is built.
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, yaml.AliasEvent):
+                    mark = event.start_mark
+                    raise ERFValueError(
+                        f"{path}: YAML aliases (*{event.anchor[:40]}) are not allowed "
+                        f"in architecture files, at line {mark.line + 1}, column "
+                        f"{mark.column + 1}; write the layers out or use 'repeat'"
+                    )
+            return yaml.load(text, Loader=loader)  # a safe loader: plain data only
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ERFValueError(f"{path}: invalid YAML{at}: {problem}") from None
+            raise ERFValueError(f"{path}: invalid YAML{at}: {_clip(problem)}") from None
         except RecursionError:
             raise ERFValueError(f"{path}: the YAML is nested too deeply") from None
-        except (ValueError, TypeError) as exc:  # e.g. an int with too many digits
-            raise ERFValueError(f"{path}: invalid YAML: {exc}") from None
+        except ERFValueError:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:  # an int with too many digits
+            raise ERFValueError(f"{path}: invalid YAML: {_digits(exc)}") from None
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -644,7 +709,48 @@ def _decode(text: str, path: str, yaml_file: bool) -> Any:
     except ERFValueError:
         raise
     except ValueError as exc:  # e.g. an int with more digits than Python converts
-        raise ERFValueError(f"{path}: invalid JSON: {exc}") from None
+        raise ERFValueError(f"{path}: invalid JSON: {_digits(exc)}") from None
+
+
+def _digits(exc: Exception) -> str:
+    """Python's message for an int with too many digits, without its advice to call
+    ``sys.set_int_max_str_digits`` (a reader of a file cannot), on one line."""
+    text = str(exc).split("; use sys.set_int_max_str_digits()")[0]
+    return _clip(text)
+
+
+def _clip(text: str, width: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _read_regular(p: Path, name: str) -> bytes:
+    """At most ``MAX_FILE_BYTES + 1`` bytes of a regular file; never blocks.
+
+    The file is opened non-blocking and checked with ``fstat`` before the first read,
+    so a FIFO, a socket or a device (``/dev/zero``) is refused instead of read forever.
+    """
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(name)
+        if not stat.S_ISREG(mode):
+            raise ERFValueError(
+                f"{name}: not a regular file (a FIFO, socket or device); an architecture file "
+                f"is a .json or .yaml file"
+            )
+        chunks = []
+        left = MAX_FILE_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load_arch(path: str | Path) -> Network:
@@ -666,11 +772,14 @@ def load_arch(path: str | Path) -> Network:
         >>> net.receptive_field
         ReceptiveField(size=(212, 212), jump=(32, 32), offset=(-90, -90))
     """
+    if not isinstance(path, (str, Path)):
+        raise ERFTypeError(f"load_arch takes a path (str or Path), got {type(path).__name__}")
     name = str(path)
+    if name == "":
+        raise ERFValueError("the architecture file name is empty; give a .json or .yaml file")
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+        data = _read_regular(p, name)
     except FileNotFoundError:
         raise ERFValueError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -679,6 +788,12 @@ def load_arch(path: str | Path) -> Network:
         raise ERFValueError(f"{name}: cannot be read (permission denied)") from None
     except OSError as exc:
         raise ERFValueError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    except ERFValueError:
+        raise
+    except ValueError:  # a NUL byte in the name
+        raise ERFValueError(
+            f"{_short(name)}: not a valid file name (it holds a NUL byte)"
+        ) from None
     if len(data) > MAX_FILE_BYTES:
         raise ERFValueError(
             f"{name}: larger than {MAX_FILE_BYTES // 1024**2} MiB; an architecture file is "

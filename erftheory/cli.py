@@ -2,8 +2,14 @@
 
 Every failure that is the user's (a malformed kernel, a bad layer count, a size
 the memory guard refuses, an output path that cannot be written, an invalid
-architecture file) exits with status 2 and a short message on stderr; tracebacks
-are reserved for bugs.
+architecture file) exits with status 2 and a short message on stderr: one line, or
+argparse's usage line and one line; tracebacks are reserved for bugs. ``--plot`` is
+checked (and probed) before any work; ``--memory-limit`` holds for the one command,
+so `main` can run in-process. Exact values print in full, whatever their number of
+digits, and ``--json`` is strict JSON (exact values as strings; an infinite or NaN
+float as null). Where a profile has no Gaussian limit (zero variance: one tap, no
+layers, only activations) the summary says so (``gaussian`` null and a ``note``)
+instead of failing. ``docs/refusals.md`` lists every refusal.
 
 ``erftheory profile --arch FILE`` profiles a whole network described in JSON or YAML
 (`erftheory.arch`). When its exact profile is above the memory limit, it still prints
@@ -16,20 +22,24 @@ the same output) and one ``erftheory: error: ...`` line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
+import math
 import os
 import re
+import stat
 import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from ._config import set_memory_limit
-from ._errors import ERFTypeError, ERFValueError, SizeLimitError
+from ._config import memory_limit
+from ._errors import ERFError, ERFValueError, SizeLimitError
 from .arch import load_arch
-from .kernel import Kernel
+from .kernel import Kernel, format_value
 from .network import Network
 from .profile import METHODS, Profile, profile
 
@@ -72,7 +82,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(
             2,
             f"usage: {self.format_usage().split(':', 1)[1].strip()}\n"
-            f"{self.prog}: error: {message}\n",
+            f"{self.prog}: error: {_printable(_one_line(message))}\n",
         )
 
 
@@ -241,7 +251,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         _fail(f"--out {args.out!r} exists and is not a directory")
     if not out.parent.is_dir() and str(out.parent):
         _fail(f"--out {args.out!r}: the directory {str(out.parent)!r} does not exist")
-    from .reproduce import reproduce
+    from .torch.reproduce import reproduce
 
     results = reproduce(out, quick=args.quick, device=args.device, seed=args.seed)
     s = results["fig2"]["slopes"]
@@ -255,29 +265,103 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+_MAX_MESSAGE = 2000
+
+
+def _one_line(message: str) -> str:
+    """A message on one line, clipped (values quoted in it may be megabytes long)."""
+    text = " ".join(message.splitlines())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
 def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"erftheory: error: {message}\n")
+    sys.stderr.write(f"erftheory: error: {_printable(_one_line(message))}\n")
     raise SystemExit(2)
 
 
 def _check_output(path: str) -> Path:
+    """Check that ``--plot`` names a new or writable regular file, before any work.
+
+    The parent directory must exist, and the file is probed: created (exclusively)
+    and removed again when it does not exist yet, so every reason the system would
+    give later (a name too long, a read-only or special file system, a missing
+    permission) is reported now, with nothing computed and nothing left behind.
+    """
+    shown = _clip(path)
+    if path.strip() == "":
+        _fail(f"--plot {shown}: the file name is empty; give a name ending in .png, .pdf or .svg")
+    if "\0" in path:
+        _fail(f"--plot {shown}: not a valid file name (it holds a NUL byte)")
+    if path.endswith(("/", os.sep)):
+        _fail(f"--plot {shown} ends in {path[-1]!r}: name a file, not a directory")
     out = Path(path)
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
-        _fail(f"--plot {path!r}: the file name must end in .png, .pdf or .svg")
+        _fail(f"--plot {shown}: the file name must end in .png, .pdf or .svg")
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        _fail(f"--plot {path!r}: the directory {str(parent)!r} does not exist")
-    if (out.exists() and not os.access(out, os.W_OK)) or not os.access(parent, os.W_OK):
-        _fail(f"--plot {path!r}: the file cannot be written (permission denied)")
-    if out.is_dir():
-        _fail(f"--plot {path!r} is a directory")
+    try:
+        if parent.exists() and not parent.is_dir():
+            _fail(
+                f"--plot {shown}: the directory {_clip(str(parent))} does not exist (it is a file)"
+            )
+        if not parent.is_dir():
+            _fail(f"--plot {shown}: the directory {_clip(str(parent))} does not exist")
+        try:
+            st = os.stat(out)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if stat.S_ISDIR(st.st_mode):
+                _fail(f"--plot {shown} is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                _fail(f"--plot {shown} exists and is not a regular file (a FIFO or a device)")
+            if not os.access(out, os.W_OK):
+                _fail(f"--plot {shown}: the file cannot be written (permission denied)")
+        else:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+            os.unlink(out)
+    except OSError as exc:
+        _fail(f"--plot {shown}: the file cannot be written ({exc.strerror or exc})")
     return out
 
 
+def _clip(text: str, width: int = 80) -> str:
+    """``repr(text)`` clipped for a message (arguments can be megabytes long)."""
+    r = repr(text[: width + 1])
+    return r if len(r) <= width else r[: width - 2] + "…'"
+
+
+_MAX_ARG = 131072
+"""The longest ``--kernel`` text: Linux's limit on one argument (MAX_ARG_STRLEN)."""
+
+
 def _text(x: Any) -> str:
+    """A value as text: floats to 6 digits, exact numbers in full (any number of digits)."""
     if isinstance(x, float):
         return f"{x:.6g}"
-    return str(x)
+    return format_value(x)
+
+
+def _json(doc: Any) -> str:
+    """``json.dumps`` that always writes valid JSON.
+
+    Non-finite floats (which ``json.dumps`` would write as ``Infinity`` or ``NaN``,
+    which are not JSON) become null; ints too long for Python's ``int`` ↔ ``str`` limit
+    become strings of their digits, like the other exact values.
+    """
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, int) and not isinstance(x, bool) and x.bit_length() > 14_000:
+            return format_value(x)
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return json.dumps(clean(doc), allow_nan=False)
 
 
 def _coefficients(args: argparse.Namespace, prof: Profile) -> None:
@@ -295,7 +379,7 @@ def _coefficients(args: argparse.Namespace, prof: Profile) -> None:
         }
         if prof.ndim == 2:
             doc["covariance"] = [[_text(c) for c in row] for row in prof.covariance]
-        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.write(_json(doc) + "\n")
         return
     out = sys.stdout
     if prof.ndim == 1:
@@ -308,17 +392,23 @@ def _coefficients(args: argparse.Namespace, prof: Profile) -> None:
 
 def _plot_target(args: argparse.Namespace) -> Path | None:
     """Check ``--plot`` (path and matplotlib) before any work is done."""
-    plot_path = _check_output(args.plot) if args.plot else None
-    if plot_path is not None:
-        from .plotting import require_matplotlib
+    if args.plot is None:
+        return None
+    plot_path = _check_output(args.plot)
+    from .plotting import require_matplotlib
 
-        require_matplotlib()
+    require_matplotlib()
     return plot_path
 
 
 def _summary(args: argparse.Namespace, prof: Profile, plot_path: Path | None) -> dict[str, Any]:
-    """`Profile.summary`, after drawing the figure when ``--plot`` asks for one."""
+    """`Profile.summary`, after drawing the figure when ``--plot`` asks for one.
+
+    Where the profile has no Gaussian limit (``gaussian`` is None) a ``note`` says why.
+    """
     summary = prof.summary()
+    if summary.get("gaussian") is None and "note" not in summary:
+        summary["note"] = _no_gaussian_note(prof)
     if plot_path is not None:
         from .plotting import plot_profile
 
@@ -330,39 +420,76 @@ def _summary(args: argparse.Namespace, prof: Profile, plot_path: Path | None) ->
     return summary
 
 
+def _no_gaussian_note(prof: Profile) -> str:
+    """Why a profile has no Gaussian limit (its summary's ``gaussian`` is None)."""
+    if prof.kernel.domain == "symbolic":
+        return "the kernel is symbolic: the ERF sizes and the Gaussian distance need numbers"
+    variances = (prof.variance,) if prof.ndim == 1 else prof.variance
+    if any(v < 0 for v in variances):
+        return (
+            "the variance is negative (negative weights): the normalised profile is not a "
+            "distribution, so it has no standard deviation and no Gaussian limit"
+        )
+    if any(v == 0 for v in variances):
+        return (
+            "the variance is 0 (a single tap, or no layers): the ERF is one pixel and has no "
+            "Gaussian limit"
+        )
+    if any(float(v) == 0 for v in variances):
+        return (
+            "the variance is below the smallest float (about 1e-308): the ERF is one pixel "
+            "up to rounding and no Gaussian can be drawn"
+        )
+    return "the covariance is singular (the ERF lies on a line): there is no 2-D Gaussian limit"
+
+
+def _num(x: Any, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
 def _summary_lines(
     prof: Profile,
     summary: dict[str, Any],
     mean_note: str = "pixels from the output unit, Eq. 10",
     rf_note: str = "theoretical: n(k-1)+1",
 ) -> list[str]:
-    """The lines of the text summary from ``mean`` to the Gaussian distance."""
+    """The lines of the text summary from ``mean`` to the Gaussian distance.
+
+    Parts the profile does not have (None in the summary) print as ``-``; the
+    Gaussian line then says why there is none.
+    """
     g = summary["gaussian"]
     std = summary["std"]
-    mass = ", ".join(f"{float(f) * 100:g}%: {v}" for f, v in summary["mass_size"].items())
+    mass = ", ".join(
+        f"{float(f) * 100:g}%: {_show(v)}" for f, v in (summary["mass_size"] or {}).items()
+    )
+    if g is None:
+        gauss = f"none   ({summary.get('note') or _no_gaussian_note(prof)})"
+    else:
+        gauss = f"max |Δ| {g['max_abs_diff']:.3g}, total variation {g['total_variation']:.3g}" + (
+            f", Kolmogorov {g['kolmogorov']:.3g}" if g["kolmogorov"] is not None else ""
+        )
     lines = [
         f"mean              {_show(summary['mean'])}   ({mean_note})",
         f"variance          {_show(summary['variance'])}",
         f"std (1σ radius)   {_show(std)}   (the paper's ERF size, Section 2.3)",
         f"RF size           {_show(summary['rf_size'])}   ({rf_note})",
-        f"ERF size, Fig. 2  {summary['threshold_size']:.6g}   (pixels above 0.0455 × centre"
-        f"{'; square root of the count' if prof.ndim == 2 else ''})",
-        f"ERF size, mass    {mass}   (centred square side)",
-        f"ERF/RF ratio      {summary['erf_ratio']:.6g} (Fig. 2 size)   "
-        f"{summary['erf_ratio_std']:.6g} (1σ radius)",
-        f"Gaussian distance max |Δ| {g['max_abs_diff']:.3g}, total variation "
-        f"{g['total_variation']:.3g}"
-        + (f", Kolmogorov {g['kolmogorov']:.3g}" if g["kolmogorov"] is not None else ""),
+        f"ERF size, Fig. 2  {_num(summary['threshold_size'], '.6g')}   (pixels above 0.0455 × "
+        f"centre{'; square root of the count' if prof.ndim == 2 else ''})",
+        f"ERF size, mass    {mass or '-'}   (centred square side)",
+        f"ERF/RF ratio      {_num(summary['erf_ratio'], '.6g')} (Fig. 2 size)   "
+        f"{_num(summary['erf_ratio_std'], '.6g')} (1σ radius)",
+        f"Gaussian distance {gauss}",
     ]
     if "plot" in summary:
         lines.append(f"plot              {summary['plot']}")
     return lines
 
 
-def _profile(args: argparse.Namespace, prof: Profile) -> None:
-    summary = _summary(args, prof, _plot_target(args))
+def _profile(args: argparse.Namespace, prof: Profile, plot_path: Path | None) -> None:
+    summary = _summary(args, prof, plot_path)
     if args.json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.write(_json(summary) + "\n")
         return
     lines = [
         f"kernel            {prof.kernel!r} ({prof.kernel.domain}, anchor {prof.kernel.anchor})",
@@ -400,15 +527,33 @@ def _exact(x: Any) -> Any:
         return x
     f = Fraction(x)
     if max(abs(f.numerator), f.denominator).bit_length() > 256:
-        return float(f)
-    return str(f)
+        return _approx(f)
+    return format_value(f)
+
+
+def _approx(f: Fraction) -> float | str:
+    """``f`` as a float, or as text such as ``'1.23457e+400'`` beyond float range."""
+    try:
+        x = f.numerator / f.denominator  # correctly rounded; OverflowError past 1.8e308
+        if x != 0 or f == 0:
+            return x
+    except OverflowError:
+        pass
+    a = abs(f)
+    e = int((math.log2(a.numerator) - math.log2(a.denominator)) * math.log10(2))
+    m = float(a / Fraction(10) ** e)  # within a factor 10 of [1, 10): a float
+    while m >= 10:
+        m, e = m / 10, e + 1
+    while m < 1:
+        m, e = m * 10, e - 1
+    return f"{'-' if f < 0 else ''}{m:.6g}e{e:+d}"
 
 
 def _arch(args: argparse.Namespace, kind: str) -> int:
-    net = load_arch(args.arch)
     plot_path = _plot_target(args)
+    net = load_arch(args.arch)
     dims = f"{net.ndim}-D"
-    head = f"architecture      {args.arch}   ({len(net)} layers, {dims})"
+    head = f"architecture      {_printable(args.arch)}   ({len(net)} layers, {dims})"
     rf = net.receptive_field
     try:
         prof = net.profile(kind, method=args.method, dps=args.dps)
@@ -418,7 +563,7 @@ def _arch(args: argparse.Namespace, kind: str) -> int:
     rows, table = _table(net, kind)
     if args.json:
         doc = {"arch": args.arch, **summary, "table": rows}
-        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.write(_json(doc) + "\n")
         return 0
     lines = [
         head,
@@ -463,7 +608,7 @@ def _arch_too_large(
         }
         if net.ndim == 2 and cov is not None:
             doc["covariance"] = _exact(cov)
-        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.write(_json(doc) + "\n")
     else:
         lines = [
             head,
@@ -491,9 +636,11 @@ def _arch_too_large(
 def _show(x: Any) -> str:
     if isinstance(x, list):
         return "(" + ", ".join(_show(v) for v in x) + ")"
-    if isinstance(x, float):
-        return f"{x:.6g}"
-    return str(x)
+    if x is None:
+        return "-"
+    if isinstance(x, (float, str)):
+        return f"{x:.6g}" if isinstance(x, float) else x
+    return format_value(x)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,27 +693,67 @@ def main(argv: list[str] | None = None) -> int:
         if args.dps is not None and args.method != "arb":
             sub.error(f"argument --dps: only with --method arb, not --method {args.method}")
     try:
-        if args.memory_limit is not None:
-            set_memory_limit(args.memory_limit)
-        if arch is not None:
-            return _arch(args, args.kind or "gradient")
-        try:
-            kernel = Kernel.parse(args.kernel, anchor=args.anchor)
-        except (ERFValueError, ERFTypeError) as exc:
-            _fail(f"--kernel {args.kernel!r}: {exc}")
-        if args.command == "coefficients":
-            _coefficients(args, profile(kernel, layers=args.layers))
-        else:
-            _profile(args, profile(kernel, layers=args.layers, method=args.method, dps=args.dps))
-    except (ERFValueError, ERFTypeError) as exc:
+        with _scoped_limit(args.memory_limit):
+            if arch is not None:
+                return _arch(args, args.kind or "gradient")
+            return _kernel_command(args)
+    except ERFError as exc:  # every refusal: value, type, size, missing dependency
         _fail(str(exc))
     except BrokenPipeError:
         sys.stderr.close()
         return 0
+    except MemoryError:
+        _fail(
+            "out of memory: the result does not fit this machine; lower --memory-limit so "
+            "that erftheory refuses it before allocating"
+        )
+    except UnicodeEncodeError as exc:
+        _fail(
+            f"the output cannot be written in the terminal's encoding ({exc.encoding}); set "
+            f"PYTHONIOENCODING=utf-8"
+        )
     except KeyboardInterrupt:
         sys.stderr.write("erftheory: interrupted\n")
         return 130
+
+
+@contextlib.contextmanager
+def _scoped_limit(limit: str | None) -> Iterator[None]:
+    """``--memory-limit`` for this command only (``main`` may run in-process)."""
+    with contextlib.ExitStack() as stack:
+        if limit is not None:
+            try:
+                stack.enter_context(memory_limit(limit))
+            except ERFValueError as exc:  # "memory limit '1e400' is not a size; ..."
+                _fail(f"--{exc}".replace("--memory limit", "--memory-limit", 1))
+        yield
+
+
+def _kernel_command(args: argparse.Namespace) -> int:
+    """``coefficients`` or ``profile`` with ``--kernel`` and ``--layers``."""
+    if len(args.kernel) > _MAX_ARG:
+        _fail(
+            f"--kernel: the text has {len(args.kernel)} characters, more than {_MAX_ARG} (the "
+            f"longest argument Linux passes); write the weights in an --arch file"
+        )
+    plot_path = None
+    if args.command == "profile":
+        plot_path = _plot_target(args)  # before any work
+    try:
+        kernel = Kernel.parse(args.kernel, anchor=args.anchor)
+    except ERFError as exc:
+        _fail(f"--kernel {_clip(args.kernel)}: {exc}")
+    if args.command == "coefficients":
+        _coefficients(args, profile(kernel, layers=args.layers))
+    else:
+        prof = profile(kernel, layers=args.layers, method=args.method, dps=args.dps)
+        _profile(args, prof, plot_path)
     return 0
+
+
+def _printable(text: str) -> str:
+    """A path as given, with what the terminal cannot show (lone surrogates) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,15 +38,18 @@ from functools import cache
 from typing import Any, Literal
 
 from ._errors import ERFTypeError, ERFValueError
-from .kernel import Kernel
+from .kernel import Kernel, format_value
 
 __all__ = [
+    "MAX_INPUT_STD",
+    "MIN_INPUT_STD",
     "Activation",
     "AvgPool",
     "BatchNorm",
     "Conv",
     "Dropout",
     "Identity",
+    "KernelStats",
     "Layer",
     "LeakyReLU",
     "MaxPool",
@@ -60,6 +63,37 @@ __all__ = [
 Kind = Literal["gradient", "expected_square"]
 KINDS: tuple[str, ...] = ("gradient", "expected_square")
 Padding = Literal["same", "valid"] | int | Sequence[int]
+
+
+def _safe(value: Any, width: int = 80) -> str:
+    """``repr(value)`` for a message: clipped, and never a huge int turned into digits."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if int(value).bit_length() > 256:
+            return f"<an int of {int(value).bit_length()} bits>"
+    elif isinstance(value, Fraction):
+        bits = max(value.numerator.bit_length(), value.denominator.bit_length())
+        if bits > 256:
+            return f"<a fraction of {bits}-bit integers>"
+    elif isinstance(value, (tuple, list)) and len(value) > 8:
+        return f"<a {type(value).__name__} of {len(value)} items>"
+    elif isinstance(value, (tuple, list)):
+        inner = ", ".join(_safe(v, width) for v in value)
+        text = (
+            f"({inner}{',' if len(value) == 1 else ''})"
+            if isinstance(value, tuple)
+            else f"[{inner}]"
+        )
+        return text if len(text) <= width else text[: width - 1] + "…"
+    try:
+        text = repr(value)
+    except ValueError:  # an object whose repr has too many digits
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _number(x: Any) -> str:
+    """Exact text of a number for a repr, without Python's 4300-digit limit."""
+    return format_value(x)
 
 
 def check_kind(kind: Any) -> str:
@@ -77,15 +111,17 @@ def _axes(value: Any, name: str, minimum: int) -> tuple[int, ...]:
         values = tuple(value)
     else:
         raise ERFTypeError(
-            f"{name} must be an int or a tuple of ints (one per axis), got {value!r}"
+            f"{name} must be an int or a tuple of ints (one per axis), got {_safe(value)}"
         )
     if len(values) > 2:
-        raise ERFValueError(f"{name} {value!r} has {len(values)} axes; layers are 1-D or 2-D")
+        raise ERFValueError(f"{name} {_safe(value)} has {len(values)} axes; layers are 1-D or 2-D")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise ERFTypeError(f"{name} must hold ints, got {value!r}")
+            raise ERFTypeError(f"{name} must hold ints, got {_safe(value)}")
         if v < minimum:
-            raise ERFValueError(f"{name} must be at least {minimum} on every axis, got {value!r}")
+            raise ERFValueError(
+                f"{name} must be at least {minimum} on every axis, got {_safe(value)}"
+            )
     return tuple(int(v) for v in values)
 
 
@@ -97,22 +133,112 @@ def _spread(values: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
     raise ERFValueError(f"{name} {values!r} has {len(values)} axes but the network is {ndim}-D")
 
 
-def _fraction(value: Any, name: str, low: float, high: float, closed_high: bool) -> Fraction:
+def _fraction(value: Any, name: str, low: Any, high: Any, closed_high: bool) -> Fraction:
+    """``value`` as an exact Fraction in ``[low, high]`` (or ``[low, high)``).
+
+    Ints and Fractions of any size stay exact (no float conversion, so nothing
+    overflows); floats and other reals must be finite; strings are read by
+    `erftheory.kernel.parse_weight`.
+    """
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
-        raise ERFTypeError(f"{name} must be a real number, got {value!r}")
+        raise ERFTypeError(f"{name} must be a real number, got {_safe(value)}")
     if isinstance(value, str):
         from .kernel import parse_weight
 
-        f = Fraction(parse_weight(value))
+        try:
+            f = Fraction(parse_weight(value))
+        except ERFValueError as exc:
+            raise ERFValueError(f"{name}: {exc}") from None
+    elif isinstance(value, numbers.Rational):
+        f = Fraction(int(value.numerator), int(value.denominator))
     else:
-        if not math.isfinite(float(value)):
-            raise ERFValueError(f"{name} must be finite, got {value!r}")
-        f = Fraction(value)  # type: ignore[call-overload]
+        x = float(value)  # a float or another real (numpy): at most float range
+        if not math.isfinite(x):
+            raise ERFValueError(f"{name} must be finite, got {_safe(value)}")
+        f = Fraction(x)
     ok = low <= f and (f <= high if closed_high else f < high)
     if not ok:
         bracket = "]" if closed_high else ")"
-        raise ERFValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+        raise ERFValueError(
+            f"{name} must be in [{_bound(low)}, {_bound(high)}{bracket}, got {_safe(value)}"
+        )
     return f
+
+
+def _bound(x: Any) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "-inf" if x < 0 else "inf"
+    return f"{float(x):g}" if isinstance(x, Fraction) else str(x)
+
+
+def _s1(n: int) -> int:
+    return n * (n - 1) // 2  # sum of 0..n-1
+
+
+def _s2(n: int) -> int:
+    return (n - 1) * n * (2 * n - 1) // 6  # sum of squares of 0..n-1
+
+
+class KernelStats:
+    r"""Exact sums of a kernel's taps $w(m)$ at tap indices $m$ (before dilation).
+
+    Attributes:
+        m0: $\sum w$; m1: $\sum w\,m_i$ per axis; m2: $\sum w\,m_i m_j$ (a matrix);
+        l1: $\sum |w|$; den: the least common denominator of the weights.
+    """
+
+    __slots__ = ("den", "l1", "m0", "m1", "m2")
+
+    def __init__(self, m0: Any, m1: Any, m2: Any, l1: Any, den: int) -> None:
+        self.m0, self.m1, self.m2, self.l1, self.den = m0, m1, m2, l1, den
+
+    @classmethod
+    def uniform(cls, size: tuple[int, ...], value: Any) -> KernelStats:
+        """Closed forms for ``value`` on every tap of a ``size`` grid."""
+        v = Fraction(value)
+        n = math.prod(size)
+        m1 = tuple(v * _s1(s) * (n // s) for s in size)
+        m2 = tuple(
+            tuple(
+                v * _s2(size[i]) * (n // size[i])
+                if i == j
+                else v * _s1(size[i]) * _s1(size[j]) * (n // (size[i] * size[j]))
+                for j in range(len(size))
+            )
+            for i in range(len(size))
+        )
+        return cls(v * n, m1, m2, abs(v) * n, v.denominator)
+
+    @classmethod
+    def of(cls, k: Kernel) -> KernelStats:
+        """One pass over an explicit kernel, in integers over the common denominator."""
+        if k.domain == "integer":
+            a, den = [int(w) for w in k.flat], 1
+        else:
+            fr = [Fraction(w) for w in k.flat]
+            den = math.lcm(*(f.denominator for f in fr))
+            a = [f.numerator * (den // f.denominator) for f in fr]
+        shape = k.shape
+        if len(shape) == 1:
+            rows = [a]
+        else:
+            rows = [a[r * shape[1] : (r + 1) * shape[1]] for r in range(shape[0])]
+        row_sums = [sum(r) for r in rows]
+        col_sums = [sum(r[c] for r in rows) for c in range(len(rows[0]))]
+        cross = sum(i * sum(c * x for c, x in enumerate(r)) for i, r in enumerate(rows))
+        m0 = sum(row_sums)
+        mc1 = sum(c * x for c, x in enumerate(col_sums))
+        mc2 = sum(c * c * x for c, x in enumerate(col_sums))
+        l1 = Fraction(sum(abs(x) for x in a), den)
+        if len(shape) == 1:
+            return cls(Fraction(m0, den), (Fraction(mc1, den),), ((Fraction(mc2, den),),), l1, den)
+        mr1 = sum(i * x for i, x in enumerate(row_sums))
+        mr2 = sum(i * i * x for i, x in enumerate(row_sums))
+        m2 = (
+            (Fraction(mr2, den), Fraction(cross, den)),
+            (Fraction(cross, den), Fraction(mc2, den)),
+        )
+        return cls(Fraction(m0, den), (Fraction(mr1, den), Fraction(mc1, den)), m2, l1, den)
 
 
 class Layer:
@@ -178,11 +304,11 @@ class _Spatial(Layer):
         if self._padding == "valid":
             return (0,) * ndim
         if self._padding == "same":
-            k = self.kernel("gradient", ndim)
+            shape, anchors = self.size(ndim), self.anchors(ndim)
             dil = self.dilation(ndim)
-            if k.anchors == tuple((s - 1) // 2 for s in k.shape):  # PyTorch's rule
-                return tuple(d * (s - 1) // 2 for d, s in zip(dil, k.shape, strict=True))
-            return tuple(d * a for d, a in zip(dil, k.anchors, strict=True))
+            if anchors == tuple((s - 1) // 2 for s in shape):  # PyTorch's rule
+                return tuple(d * (s - 1) // 2 for d, s in zip(dil, shape, strict=True))
+            return tuple(d * a for d, a in zip(dil, anchors, strict=True))
         return _spread(self._padding, ndim, "padding")
 
     def pads(self, ndim: int) -> list[tuple[int, int]]:
@@ -203,6 +329,30 @@ class _Spatial(Layer):
     def kernel(self, kind: str, ndim: int) -> Kernel:
         """The kernel of this layer for ``kind`` (weights or per-tap variances)."""
         raise NotImplementedError
+
+    def anchors(self, ndim: int) -> tuple[int, ...]:
+        """The kernel's anchor per axis, without building the kernel."""
+        return tuple((s - 1) // 2 for s in self.size(ndim))
+
+    def _uniform_value(self, kind: str, ndim: int) -> Fraction | None:
+        """The weight of every tap when the kernel is uniform (None otherwise)."""
+        return None
+
+    def stats(self, kind: str, ndim: int) -> KernelStats:
+        """Exact sums of the kernel for ``kind``, without building it when it is uniform.
+
+        Costs $O(1)$ for uniform kernels (a size-only `Conv`, pools) and one pass over
+        the taps, cached, for an explicit kernel: the memory guard and the moments of
+        `erftheory.network` use these instead of the taps.
+        """
+        v = self._uniform_value(kind, ndim)
+        if v is not None:
+            return KernelStats.uniform(self.size(ndim), v)
+        cache: dict[Any, KernelStats] = self.__dict__.setdefault("_stats_cache", {})
+        key = (kind, ndim)
+        if key not in cache:
+            cache[key] = KernelStats.of(self.kernel(kind, ndim))
+        return cache[key]
 
     def _options(self) -> str:
         out = ""
@@ -304,6 +454,22 @@ class Conv(_Spatial):
             return self._kernel
         return _uniform(self.size(ndim), 1)
 
+    def anchors(self, ndim: int) -> tuple[int, ...]:
+        if self._kernel is not None:
+            if self._kernel.ndim != ndim:
+                raise ERFValueError(f"{self!r} is {self._kernel.ndim}-D in a {ndim}-D network")
+            return self._kernel.anchors
+        return super().anchors(ndim)
+
+    def _uniform_value(self, kind: str, ndim: int) -> Fraction | None:
+        return None if self._kernel is not None else Fraction(1)
+
+    def stats(self, kind: str, ndim: int) -> KernelStats:
+        st = super().stats("gradient", ndim)  # the same taps for both kinds
+        if kind == "expected_square" and st.l1 != st.m0:  # some weight is negative
+            self.kernel(kind, ndim)  # raises the error about negative variances
+        return st
+
     def __repr__(self) -> str:
         first = repr(self._kernel) if self._kernel is not None else _show(self._size)
         pad = "" if self._padding == "same" else f", padding={_show(self._padding)}"
@@ -321,6 +487,9 @@ class _Pool(_Spatial):
     def kernel(self, kind: str, ndim: int) -> Kernel:
         size = self.size(ndim)
         return _uniform(size, Fraction(1, math.prod(size)))
+
+    def _uniform_value(self, kind: str, ndim: int) -> Fraction | None:
+        return Fraction(1, math.prod(self.size(ndim)))
 
     def __repr__(self) -> str:
         stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
@@ -415,7 +584,7 @@ class Activation(_Scalar):
 
     def __repr__(self) -> str:
         g, s = self._factors["gradient"], self._factors["expected_square"]
-        return f"Activation({self.name!r}, {g}, {s})"
+        return f"Activation({self.name!r}, {_number(g)}, {_number(s)})"
 
     def describe(self) -> str:
         return self.name
@@ -448,7 +617,13 @@ class LeakyReLU(Activation):
         super().__init__("leaky_relu", (1 + a) / 2, (1 + a * a) / 2)
 
     def __repr__(self) -> str:
-        return f"LeakyReLU({self.negative_slope})"
+        return f"LeakyReLU({_number(self.negative_slope)})"
+
+
+MIN_INPUT_STD = Fraction(1, 10**6)
+"""The smallest ``input_std`` of `Tanh` and `Sigmoid` (the quadrature is accurate above)."""
+MAX_INPUT_STD = 10**6
+"""The largest ``input_std`` of `Tanh` and `Sigmoid`."""
 
 
 @cache
@@ -479,12 +654,12 @@ class _GaussianInput(Activation):
 
     function = ""
 
-    def __init__(self, input_std: float = 1.0) -> None:
-        s = float(_fraction(input_std, "input_std", 0, math.inf, True))
-        if s <= 0:
-            raise ERFValueError(f"input_std must be positive, got {input_std!r}")
-        self.input_std = s
-        super().__init__(self.function, *_normal_factors(self.function, s))
+    def __init__(self, input_std: float | Fraction | str = 1.0) -> None:
+        # Outside [1e-6, 1e6] the quadrature loses digits (and the factors are 1 or
+        # 2/(s sqrt(2 pi)) to that accuracy anyway): refuse rather than return noise.
+        f = _fraction(input_std, "input_std", MIN_INPUT_STD, MAX_INPUT_STD, True)
+        self.input_std = float(f)
+        super().__init__(self.function, *_normal_factors(self.function, self.input_std))
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -563,7 +738,7 @@ class BatchNorm(_Scalar):
         return self.scale if check_kind(kind) == "gradient" else self.scale**2
 
     def __repr__(self) -> str:
-        return "BatchNorm()" if self.scale == 1 else f"BatchNorm(scale={self.scale})"
+        return "BatchNorm()" if self.scale == 1 else f"BatchNorm(scale={_number(self.scale)})"
 
 
 def as_chain(item: Any, where: str) -> tuple[Layer, ...]:

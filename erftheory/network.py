@@ -53,6 +53,7 @@ from . import _config
 from ._errors import ERFTypeError, ERFValueError
 from .kernel import Kernel
 from .layers import (
+    KernelStats,
     Layer,
     _Block,
     _Scalar,
@@ -62,7 +63,7 @@ from .layers import (
 )
 from .profile import Method, Profile, profile
 
-__all__ = ["LayerRow", "Network", "NetworkProfile", "ReceptiveField"]
+__all__ = ["MAX_RF_BITS", "LayerRow", "Network", "NetworkProfile", "ReceptiveField"]
 
 
 # --------------------------------------------------------------------------- algebras
@@ -89,6 +90,12 @@ class _Algebra:
 
     def one(self) -> Any: ...
     def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any: ...
+
+    def spatial(self, layer: _Spatial, kind: str) -> Any:
+        """The representation of a spatial layer's kernel for ``kind`` (with its dilation)."""
+        d = self.ndim
+        return self.kernel(layer.kernel(kind, d), layer.dilation(d))
+
     def scale(self, r: Any, c: Any) -> Any: ...
     def mul(self, a: Any, b: Any) -> Any: ...
     def inflate(self, r: Any, jump: tuple[int, ...]) -> Any: ...
@@ -102,6 +109,9 @@ class _Algebra:
 
 class _Geometry(_Algebra):
     """No polynomial at all: receptive-field arithmetic only."""
+
+    def spatial(self, layer: _Spatial, kind: str) -> Any:
+        return None  # sizes only: never build a kernel
 
 
 class _Exact(_Algebra):
@@ -178,14 +188,20 @@ class _Moments(_Algebra):
         return (m0, tuple(m1), tuple(tuple(r) for r in m2))
 
     def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
-        shape = k.shape
+        return self._dilated(KernelStats.of(k), dilation)
 
-        def terms() -> Iterable[tuple[tuple[int, ...], Any]]:
-            for i, w in enumerate(k.flat):
-                pos = (i,) if len(shape) == 1 else divmod(i, shape[1])
-                yield tuple(p * d for p, d in zip(pos, dilation, strict=True)), w
+    def spatial(self, layer: _Spatial, kind: str) -> Any:
+        d = self.ndim
+        return self._dilated(layer.stats(kind, d), layer.dilation(d))
 
-        return self._from_terms(terms())
+    def _dilated(self, st: KernelStats, dilation: tuple[int, ...]) -> Any:
+        """Moments of a kernel whose tap ``m`` sits at ``m * dilation``: closed forms."""
+        d = range(self.ndim)
+        return (
+            st.m0,
+            tuple(st.m1[i] * dilation[i] for i in d),
+            tuple(tuple(st.m2[i][j] * dilation[i] * dilation[j] for j in d) for i in d),
+        )
 
     def scale(self, r: Any, c: Any) -> Any:
         c = Fraction(c)
@@ -245,10 +261,12 @@ class _Bound(_Algebra):
         return (0.0, 0.0)
 
     def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
-        fr = [Fraction(w) for w in k.flat]
-        l1 = sum((abs(w) for w in fr), Fraction(0))
-        den = math.lcm(*(w.denominator for w in fr))
-        return (_log2(l1), math.log2(den))
+        st = KernelStats.of(k)
+        return (_log2(st.l1), math.log2(st.den))
+
+    def spatial(self, layer: _Spatial, kind: str) -> Any:
+        st = layer.stats(kind, self.ndim)
+        return (_log2(st.l1), math.log2(st.den))
 
     def scale(self, r: Any, c: Any) -> Any:
         f = Fraction(c)
@@ -267,6 +285,72 @@ class _Bound(_Algebra):
         hi, lo = max(a[0], b[0]), min(a[0], b[0])
         l1 = hi + math.log2(1 + 2.0 ** (lo - hi)) if lo > -math.inf else hi
         return (l1, a[1] + b[1])
+
+
+def _log2sum(xs: Sequence[float]) -> float:
+    r"""$\log_2 \sum_i 2^{x_i}$ without overflow (``-inf`` entries are zeros)."""
+    hi = max(xs)
+    if hi == -math.inf:
+        return hi
+    return hi + math.log2(sum(2.0 ** (x - hi) for x in xs))
+
+
+def _sq_bound(layers: Sequence[Layer], d: int) -> tuple[float, float]:
+    r"""Bounds $(\log_2 \sum_t \mathbb E[g_t^2],\ \log_2 D)$ of the expected-square
+    transfer, from the layers' sums alone (no polynomial, no kernel built).
+
+    Per layer the total is multiplied by at most: $\sum v$ for a random layer (exact);
+    $(\sum|w|)^2$ for a fixed one (Young: $\|w * g\|_2 \le \|w\|_1 \|g\|_2$);
+    $\mathbb E[f^2]$ for a pointwise factor; $B \sum_b M_b$ for a block of $B$
+    branches (Cauchy–Schwarz). All coefficients are $\ge 0$, so the total bounds each.
+    """
+    l1, den = 0.0, 0.0
+    for layer in layers:
+        if isinstance(layer, _Spatial):
+            if layer.random:
+                st = layer.stats("expected_square", d)
+                a, b = _log2(st.l1), math.log2(st.den)
+            else:
+                st = layer.stats("gradient", d)
+                a, b = 2 * _log2(st.l1), 2 * math.log2(st.den)
+        elif isinstance(layer, _Scalar):
+            mu = Fraction(layer.factor("gradient"))
+            sq = Fraction(layer.factor("expected_square"))
+            a = _log2(max(abs(sq), mu * mu))
+            b = 2 * math.log2(mu.denominator) + math.log2(sq.denominator)
+        elif isinstance(layer, _Block):
+            parts = [_sq_bound(br, d) for br in layer.branches]
+            a = math.log2(len(parts)) + _log2sum([x[0] for x in parts])
+            b = sum(x[1] for x in parts)
+        else:
+            raise ERFTypeError(
+                f"{layer!r} of type {type(layer).__name__} is not an erftheory layer"
+            )
+        l1, den = l1 + a, den + b
+    return l1, den
+
+
+def _fixed_span(layers: Sequence[Layer], d: int) -> tuple[list[int], list[int]]:
+    """Per-axis span and jump of the *fixed* (non-random) layers alone.
+
+    The fixed parts ``D`` and ``F`` of the expected-square algebra are exact polynomials
+    of these layers only, so their terms are at most the product of this span.
+    """
+    span, jump = [1] * d, [1] * d
+    for layer in layers:
+        if isinstance(layer, _Spatial):
+            ext = (1,) * d if layer.random else layer.extent(d)
+            stride = layer.stride(d)
+        elif isinstance(layer, _Block):
+            parts = [_fixed_span(b, d) for b in layer.branches]
+            pads = [_chain(b, "gradient", _Geometry(d)).pad for b in layer.branches]
+            ext = tuple(max(x[0][i] for x in parts) + max(p[i] for p in pads) for i in range(d))
+            stride = tuple(parts[0][1])
+        else:
+            continue
+        span = [span[i] + jump[i] * (ext[i] - 1) for i in range(d)]
+        jump = [jump[i] * stride[i] for i in range(d)]
+    return span, jump
 
 
 def _log2(x: Fraction) -> float:
@@ -315,7 +399,7 @@ def _layer(layer: Layer, alg: _Algebra) -> _Transfer:
     d = alg.ndim
     if isinstance(layer, _Spatial):
         return _Transfer(
-            alg.kernel(layer.kernel("gradient", d), layer.dilation(d)),
+            alg.spatial(layer, "gradient"),
             layer.stride(d),
             layer.padding(d),
             layer.extent(d),
@@ -366,6 +450,11 @@ class _Mixed:
 
 
 _MAX_FAMILIES = 4096
+
+MAX_RF_BITS = 256
+"""Moments and tables are refused for receptive fields or jumps above $2^{256}$ pixels."""
+
+_FIXED_COPIES = 4  # fixed-part polynomials held at once (D, F and temporaries), for the guard
 
 
 def _merge(fams: list[tuple[Any, Any]], alg: _Algebra) -> list[tuple[Any, Any]]:
@@ -439,7 +528,7 @@ def _sq_layer(layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
     if isinstance(layer, _Spatial):
         geo = (layer.stride(d), layer.padding(d), layer.extent(d))
         if layer.random:
-            v = alg.kernel(layer.kernel("expected_square", d), layer.dilation(d))
+            v = alg.spatial(layer, "expected_square")
             return _Transfer(_Mixed(ex.zero(), [(v, ex.one())]), *geo)
         return _Transfer(
             _Mixed(ex.kernel(layer.kernel("gradient", d), layer.dilation(d)), []), *geo
@@ -575,20 +664,48 @@ class Network:
 
     # ------------------------------------------------------------ exact transfer
     def _check_memory(self, kind: str) -> None:
+        """Refuse, before anything is built, an exact transfer above the memory limit.
+
+        The estimate uses sizes and the layers' exact sums (`KernelStats`, closed forms
+        for uniform kernels) in exact integer arithmetic, so astronomically large
+        receptive fields are refused with their estimate instead of overflowing a float.
+        """
         g = self._geometry()
-        l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
-        if kind == "expected_square":
-            # All coefficients are >= 0, so their sum (exact, from the moments) bounds them;
-            # denominators are at most squared.
-            total = self.moments(kind)[0]
-            l1, den = (_log2(abs(Fraction(total))), 2 * den)
         terms = math.prod(g.size)
+        if kind == "expected_square":
+            l1, den = _sq_bound(self.layers, self.ndim)
+            # the fixed parts are exact polynomials too, one per family of paths
+            terms += _FIXED_COPIES * math.prod(_fixed_span(self.layers, self.ndim)[0])
+        else:
+            l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
         bits = max(l1, 0.0) + 2 * den + 64
         _config.check_size(
-            2.0 * terms * (2 * bits / 8 + 48),
+            2 * terms * (math.ceil(bits / 4) + 48),
             "the network's exact transfer polynomial",
             "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
         )
+
+    def _check_closed_forms(self, kind: str) -> None:
+        """Refuse moments of astronomically large fields, and fixed parts above the limit."""
+        g = self._geometry()
+        for what, values in (("receptive field", g.size), ("jump", g.jump)):
+            for axis, v in enumerate(values):
+                if v.bit_length() > MAX_RF_BITS:
+                    raise ERFValueError(
+                        f"the {what} is about 2^{v.bit_length() - 1} pixels on axis {axis}, "
+                        f"above the limit of 2^{MAX_RF_BITS} for which erftheory computes "
+                        f"moments and tables; use fewer strided or dilated layers"
+                    )
+        if kind == "expected_square":
+            l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
+            bits = max(l1, 0.0) + 2 * den + 64
+            terms = _FIXED_COPIES * math.prod(_fixed_span(self.layers, self.ndim)[0])
+            _config.check_size(
+                2 * terms * (math.ceil(bits / 4) + 48),
+                "the exact fixed parts of kind='expected_square' (products of the average "
+                "pools between random layers)",
+                "use fewer or smaller average pools, or raise erftheory.set_memory_limit()",
+            )
 
     def transfer(self, kind: str = "gradient") -> Kernel:
         r"""The exact transfer polynomial's coefficients as a `Kernel` on the RF grid.
@@ -636,14 +753,22 @@ class Network:
         r"""Total, mean and covariance of the ERF without forming it (exact Fractions).
 
         The mean is measured from the RF's centre pixel, as `NetworkProfile.mean`.
-        Costs $O(\text{layers})$ operations on Fractions, so it works for any depth.
+        Costs $O(\text{layers})$ operations on Fractions (closed forms for uniform
+        kernels, one cached pass over an explicit one), so it works for any depth.
 
         Returns:
             ``(total, mean, covariance)``; mean and covariance are per axis (a pair and a
             2×2 matrix in 2-D; numbers in 1-D). Mean and covariance are None when the
             total is 0.
+
+        Raises:
+            ERFValueError: the receptive field or the jump is above $2^{256}$ pixels on an
+                axis (`MAX_RF_BITS`; `receptive_field` still answers exactly).
+            SizeLimitError: for ``kind="expected_square"``, the exact fixed parts (products
+                of average pools between random layers) are above the memory limit.
         """
         kind = check_kind(kind)
+        self._check_closed_forms(kind)
         t = _chain(self.layers, kind, _Moments(self.ndim))
         return self._moments_of(t)
 
@@ -675,6 +800,7 @@ class Network:
             [(3, 1), (5, 2), (9, 2)]
         """
         kind = check_kind(kind)
+        self._check_closed_forms(kind)
         d = self.ndim
         rows = []
         geo = _unit(_Geometry(d))
@@ -768,18 +894,33 @@ class Network:
             >>> Network([Conv(3)] * 3).min_input_size()   # the RF of the centre unit just fits
             7
         """
+        self._check_closed_forms("gradient")
         geo = self._geometry()
         out = []
         for a in range(self.ndim):
             # Beyond 2 (size + jump) + a margin every layer's grid has room on both sides
             # of the centre; if nothing fits by then, branches disagree on output length.
+            # Below the RF size nothing fits (the centre unit reads `size` pixels).
             bound = 2 * (geo.size[a] + geo.jump[a]) + 2 * len(self.layers) + 8
-            n = next((n for n in range(1, bound + 1) if _fits(self.layers, n, a, self.ndim)), None)
+            start = geo.size[a]
+            budget = max(1024, _MAX_SEARCH_WORK // (len(self.layers) + 1))
+            n = None
+            for tried, m in enumerate(range(start, bound + 1)):
+                if tried >= budget:
+                    raise ERFValueError(
+                        f"min_input_size: no input size from {_big(start)} to "
+                        f"{_big(m - 1)} keeps the ERF of the centre output unclipped on axis "
+                        f"{a}, and trying more than {budget} sizes (for {len(self.layers)} "
+                        f"layers; RF {_big(geo.size[a])}, jump {_big(geo.jump[a])}) is refused"
+                    )
+                if _fits(self.layers, m, a, self.ndim):
+                    n = m
+                    break
             if n is None:
                 raise ERFValueError(
-                    f"no input size up to {bound} keeps the ERF of the centre output unclipped "
-                    f"on axis {a}: the branches of a block produce outputs of different lengths "
-                    f"(PyTorch could not add them); check their padding"
+                    f"no input size up to {_big(bound)} keeps the ERF of the centre output "
+                    f"unclipped on axis {a}: the branches of a block produce outputs of "
+                    f"different lengths (PyTorch could not add them); check their padding"
                 )
             out.append(n)
         return self._axes(tuple(out))
@@ -795,6 +936,14 @@ class Network:
         return f"Network([{', '.join(repr(x) for x in self.layers)}])"
 
 
+_MAX_SEARCH_WORK = 10**5  # layer steps of min_input_size's search (a second or two)
+
+
+def _big(n: int) -> str:
+    """An int for a message: its digits, or ``about 2^k`` when it is huge."""
+    return str(n) if n.bit_length() <= 64 else f"about 2^{n.bit_length() - 1}"
+
+
 def _value(c: Any) -> Any:
     p, q = int(c.p), int(c.q)
     return p if q == 1 else Fraction(p, q)
@@ -806,8 +955,20 @@ def _std(cov: Any, ndim: int) -> Any:
     diag = [cov] if ndim == 1 else [cov[0][0], cov[1][1]]
     if any(v < 0 for v in diag):
         return None
-    vals = tuple(math.sqrt(float(v)) for v in diag)
+    vals = tuple(_sqrt(Fraction(v)) for v in diag)
     return vals[0] if ndim == 1 else vals
+
+
+def _sqrt(v: Fraction) -> float:
+    r"""$\sqrt v$ as a float for any exact $v \ge 0$ (``inf`` beyond float range)."""
+    try:
+        return math.sqrt(float(v))
+    except OverflowError:  # v above 1.8e308: its square root may still be a float
+        half = (math.log2(v.numerator) - math.log2(v.denominator)) / 2
+        try:
+            return 2.0**half
+        except OverflowError:
+            return math.inf
 
 
 def _fmt(x: Any) -> str:

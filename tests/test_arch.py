@@ -11,7 +11,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ from erftheory import (
     ReLU,
     Residual,
     Sigmoid,
+    SizeLimitError,
     Tanh,
+    memory_limit,
 )
 from erftheory import arch as arch_module
 from erftheory.arch import MAX_LAYERS, arch_to_dict, load_arch, parse_arch
@@ -494,21 +495,64 @@ def test_quadratures_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         parse_arch([*ok, {"sigmoid": {"input_std": 1}}])
 
 
-def test_layer_bombs_fail_fast() -> None:
+def _count_layer_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the layer entries the reader visits (the unit of its work)."""
+    calls = [0]
+    original = arch_module._Reader.layer
+
+    def counted(self: Any, item: Any, path: str, depth: int) -> Any:
+        calls[0] += 1
+        return original(self, item, path, depth)
+
+    monkeypatch.setattr(arch_module._Reader, "layer", counted)
+    return calls
+
+
+def test_layer_bombs_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bounded work instead of wall-clock time (machines are shared): the reader visits
+    # at most MAX_LAYERS entries and allocates little before it refuses.
+    import tracemalloc
+
+    calls = _count_layer_reads(monkeypatch)
     # Each level multiplies by 10 000: the count is checked before anything is expanded.
     doc: Any = ["relu"]
     for _ in range(6):
         doc = [{"repeat": {"times": 10_000, "layers": doc}}]
-    start = time.perf_counter()
-    with pytest.raises(ERFValueError, match="more than 10000 layers"):
-        parse_arch(doc)
-    # Shared sub-lists (as YAML aliases make) are re-read, but the running count stops them.
-    shared: Any = ["relu"] * 10
+    tracemalloc.start()
+    try:
+        with pytest.raises(ERFValueError, match="more than 10000 layers"):
+            parse_arch(doc)
+        assert calls[0] <= 7  # one visit per level: nothing is expanded
+        # Shared sub-lists (as YAML aliases make) are re-read, but the running count
+        # stops them after MAX_LAYERS visits.
+        shared: Any = ["relu"] * 10
+        for _ in range(12):
+            shared = [{"residual": {"layers": shared}}] * 10
+        calls[0] = 0
+        with pytest.raises(ERFValueError, match="more than 10000 layers"):
+            parse_arch(shared)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert calls[0] <= arch_module.MAX_LAYERS + 2 * arch_module.MAX_DEPTH
+    assert peak < 64 * 2**20, peak  # megabytes, not the 10**13 layers described
+
+
+def test_messages_never_build_the_whole_value() -> None:
+    # A value shared 10**12 times (what aliases make) is named by a clipped repr built
+    # piece by piece, never by repr() of the whole.
+    shared: Any = [1.5] * 10
     for _ in range(12):
-        shared = [{"residual": {"layers": shared}}] * 10
-    with pytest.raises(ERFValueError, match="more than 10000 layers"):
-        parse_arch(shared)
-    assert time.perf_counter() - start < 5
+        shared = [shared] * 10
+    with pytest.raises(ERFValueError) as info:
+        parse_arch({"layers": [{"conv": {"size": shared}}]})
+    message = str(info.value)
+    assert message.startswith("layers[0].conv.size: a per-axis list has 1 or 2 entries")
+    with pytest.raises(ERFTypeError) as info:
+        parse_arch({"layers": [{"relu": shared}]})
+    assert "got a list [[[[[[[[[" in str(info.value) and len(str(info.value)) < 300
+    assert arch_module._short(10**5000) == "<an int of 16610 bits>"
+    assert arch_module._short({"a": [1, "x" * 10**6]}, 20) == "{'a': [1, 'xxxxxxxx…"
 
 
 # --------------------------------------------------------------------------- files
@@ -738,3 +782,189 @@ def test_help_mentions_arch() -> None:
     r = run("profile", "--help")
     assert r.returncode == 0 and "--arch FILE" in r.stdout and "--kind" in r.stdout
     assert "architecture files" in r.stdout
+
+
+# --------------------------------------------------------------------------- reliability
+LAUGHS = (
+    'a: &a ["relu", "relu", "relu", "relu", "relu", "relu", "relu", "relu", "relu"]\n'
+    + "".join(
+        f"{x}: &{x} [{', '.join([f'*{y}'] * 9)}]\n"
+        for y, x in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "layers: [*i, *i, *i, *i, *i, *i, *i, *i, *i]\n"
+)
+
+
+def test_yaml_aliases_are_refused_before_anything_is_built(tmp_path: Path) -> None:
+    import tracemalloc
+
+    pytest.importorskip("yaml")
+    f = tmp_path / "laughs.yaml"
+    f.write_text(LAUGHS, encoding="utf-8")  # 9**9 layers from 700 bytes
+    tracemalloc.start()
+    try:
+        with pytest.raises(ERFValueError) as info:
+            load_arch(f)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        f"{f}: YAML aliases (*a) are not allowed in architecture files, at line 2, column 8; "
+        f"write the layers out or use 'repeat'"
+    )
+    assert peak < 8 * 2**20
+    merge = tmp_path / "merge.yaml"
+    merge.write_text("base: &b {size: 3}\nlayers:\n  - conv: {<<: *b, stride: 2}\n")
+    with pytest.raises(ERFValueError, match="aliases"):
+        load_arch(merge)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("layers: &l [*l]\n")
+    with pytest.raises(ERFValueError, match=r"aliases|invalid YAML"):
+        load_arch(loop)
+
+
+def test_special_files_are_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "net.json"
+    os.mkfifo(fifo)
+    # In a subprocess with a timeout: a regression would block on the FIFO forever.
+    code = (
+        "import sys, erftheory\n"
+        "try:\n"
+        f"    erftheory.load_arch({str(fifo)!r})\n"
+        "except erftheory.ERFValueError as e:\n"
+        "    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == (
+        f"{fifo}: not a regular file (a FIFO, socket or device); an architecture file is a "
+        f".json or .yaml file"
+    ), r.stderr
+    r = run("profile", "--arch", str(fifo))
+    assert r.returncode == 2 and "not a regular file" in r.stderr and r.stderr.count("\n") == 1
+    if Path("/dev/zero").exists():
+        with pytest.raises(ERFValueError, match="/dev/zero: not a regular file"):
+            load_arch("/dev/zero")
+    with pytest.raises(ERFValueError, match="NUL byte"):
+        load_arch(str(tmp_path / "a\0b.json"))
+    with pytest.raises(ERFValueError, match="file name is empty"):
+        load_arch("")
+
+
+def _no_big_kernels(monkeypatch: pytest.MonkeyPatch, taps: int = 4096) -> None:
+    """Fail if anything builds a uniform kernel of more than ``taps`` taps."""
+    import erftheory.layers as layers_module
+
+    original = layers_module._uniform
+
+    def guarded(size: tuple[int, ...], value: Any) -> Kernel:
+        assert math.prod(size) <= taps, f"built a kernel of {math.prod(size)} taps"
+        return original(size, value)
+
+    monkeypatch.setattr(layers_module, "_uniform", guarded)
+
+
+@pytest.mark.parametrize("kind", ["gradient", "expected_square"])
+def test_memory_guard_estimates_from_sizes(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    # The 1024 x 1024 convolution of an arch file took 222 s inside the guard, which
+    # rebuilt the million-tap kernel: now no kernel is built before the refusal.
+    _no_big_kernels(monkeypatch)
+    net = parse_arch(
+        {"layers": [{"conv": {"size": [1024, 1024]}}, {"avgpool": {"size": [64, 64]}}]}
+    )
+    with memory_limit("64MiB"), pytest.raises(SizeLimitError, match="transfer polynomial"):
+        net.profile(kind)
+    assert net.receptive_field.size == (1087, 1087)
+    std = math.sqrt((1024**2 - 1) / 12 + (64**2 - 1) / 12)
+    assert net.std(kind) == pytest.approx((std, std), rel=1e-12)
+    assert len(net.table(kind)) == 2
+    n = net.min_input_size()
+    assert n[0] >= 1087 and net.fits(n) and not net.fits((n[0] - 1, n[1]))
+
+
+def test_cli_refuses_a_million_tap_kernel_without_building_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_big_kernels(monkeypatch)
+    f = tmp_path / "big.json"
+    f.write_text('{"layers": [{"conv": {"size": [1024, 1024]}}]}')
+    assert main(["profile", "--arch", str(f), "--memory-limit", "64MiB", "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["profile"] is None and doc["rf_size"] == [1024, 1024]
+    assert doc["variance"] == [str(Fraction(1024**2 - 1, 12))] * 2 and "138.0 MiB" in doc["note"]
+
+
+def _strided(times: int) -> dict[str, Any]:
+    return {
+        "layers": [{"repeat": {"times": times, "layers": [{"conv": {"size": 3, "stride": 1024}}]}}]
+    }
+
+
+def test_astronomical_fields_are_refused_with_the_estimate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    net = parse_arch(_strided(300))
+    size = 1 + 2 * (1024**300 - 1) // 1023  # r <- r + (k - 1) j, j <- j s
+    assert net.receptive_field.size == size and net.receptive_field.jump == 1024**300
+    with pytest.raises(SizeLimitError, match=r"about 2\^\d{4} B, above the memory limit") as info:
+        net.profile()
+    assert info.value.estimate == 2**200 and info.value.limit == 2 * 2**30
+    with pytest.raises(SizeLimitError, match=r"about 2\^\d{4} B"):
+        net.profile("expected_square")
+    for call in (net.moments, net.std, net.table, net.min_input_size):
+        with pytest.raises(ERFValueError, match=r"receptive field is about 2\^2991 pixels"):
+            call()
+    with pytest.raises(ERFValueError, match=r"receptive field is about 2\^2991 pixels on axis 0"):
+        net.moments()
+    f = tmp_path / "astro.json"
+    f.write_text(json.dumps(_strided(10_000)))
+    with pytest.raises(SystemExit) as exc:
+        main(["profile", "--arch", str(f), "--json"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "receptive field is about 2^99991 pixels on axis 0, above the limit of 2^256" in err
+    # Up to the limit the moments are exact closed forms.
+    small = parse_arch(_strided(25))
+    assert small.moments()[2] == sum(Fraction(2, 3) * 1024 ** (2 * i) for i in range(25))
+
+
+def test_huge_numbers_stay_exact_and_never_overflow(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    big = 10**4000  # below the 4300 digits JSON reads
+    doc = {"layers": [{"leaky_relu": {"negative_slope": big}}, {"conv": {"size": 3}}]}
+    net = parse_arch(doc)
+    assert net.layers[0].negative_slope == big
+    assert net.profile().summary()["variance"] == "2/3"
+    assert net.profile("expected_square").variance == Fraction(2, 3)
+    f = tmp_path / "slope.json"
+    f.write_text(json.dumps(doc))
+    assert main(["profile", "--arch", str(f), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["variance"] == "2/3" and out["network"].startswith("Network([LeakyReLU(1000")
+    for layer in ("activation", "batchnorm"):
+        opts = (
+            {"gradient_factor": -big, "square_factor": big * big}
+            if layer == "activation"
+            else {"scale": f"1/{'3' * 4000}"}
+        )
+        net = parse_arch([{layer: opts}, {"conv": {"size": 3}}])
+        assert net.profile().variance == Fraction(2, 3) and len(repr(net)) > 4000
+    for std, shown in ((big, "<an int of 13288 bits>"), ("1e-300", "'1e-300'"), (0, "0")):
+        with pytest.raises(ERFValueError) as info:
+            parse_arch([{"tanh": {"input_std": std}}])
+        assert str(info.value) == (
+            f"layers[0].tanh.input_std: must be a positive number in [1e-6, 1e6]; got {shown}"
+        )
+    with pytest.raises(ERFValueError, match=r"layers\[0\].conv.stride: .*got <an int of"):
+        parse_arch([{"conv": {"size": 3, "stride": big}}])
+    g = tmp_path / "digits.json"
+    g.write_text('{"layers": [{"dropout": {"p": ' + "1" * 5000 + "}}]}")
+    with pytest.raises(ERFValueError) as info:
+        load_arch(g)
+    assert str(info.value) == (
+        f"{g}: invalid JSON: Exceeds the limit (4300 digits) for integer string conversion: "
+        f"value has 5000 digits"
+    )

@@ -350,3 +350,136 @@ def test_huge_network_is_refused_before_allocating() -> None:
     with memory_limit(50 * 2**20), pytest.raises(SizeLimitError, match="transfer polynomial"):
         net.profile()
     assert net.std() == pytest.approx((math.sqrt(400 * 25 * 20 / 3),) * 2, rel=1e-15)
+
+
+# ----------------------------------------------------------------- reliability
+@st.composite
+def nonneg_layers(draw: Any, depth: int = 1) -> Layer:
+    choice = draw(st.integers(0, 8 if depth > 0 else 6))
+    if choice <= 2:
+        w = draw(st.lists(st.sampled_from([0, 1, 2, Fraction(1, 3)]), min_size=1, max_size=3))
+        return Conv(Kernel(w if any(w) else [1]), stride=draw(st.sampled_from([1, 2])))
+    if choice == 3:
+        return AvgPool(draw(st.integers(1, 3)), stride=1, padding=0)
+    if choice == 4:
+        return MaxPool(draw(st.integers(1, 2)))
+    if choice == 5:
+        return draw(st.sampled_from([ReLU(), Dropout(Fraction(1, 3)), BatchNorm(-2), Identity()]))
+    if choice == 6:
+        return LeakyReLU(draw(st.sampled_from([Fraction(1, 10), -3])))
+    body = draw(st.lists(nonneg_layers(depth - 1), min_size=1, max_size=2))
+    return Residual(*body, shortcut=[Conv(1, stride=math.prod(_stride(x) for x in body))])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(nonneg_layers(), min_size=1, max_size=4).map(Network))
+def test_memory_bounds_hold_for_both_kinds(net: Network) -> None:
+    # The guard's bounds come from the layers' sums alone; they must bound the truth.
+    from erftheory.network import _Bound, _chain, _sq_bound
+
+    for kind, (l1, den) in (
+        ("gradient", _chain(net.layers, "gradient", _Bound(1)).rep),
+        ("expected_square", _sq_bound(net.layers, 1)),
+    ):
+        coeffs = [Fraction(c) for c in net.transfer(kind).flat]
+        assert sum(abs(c) for c in coeffs) <= 2**l1 * (1 + 1e-12), kind
+        assert math.lcm(*(c.denominator for c in coeffs)) <= 2**den * (1 + 1e-12), kind
+
+
+@pytest.mark.parametrize("size", [(1,), (5,), (7, 1), (3, 4), (6, 6)])
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_closed_form_sums_equal_the_taps(size: tuple[int, ...], dilation: int) -> None:
+    from erftheory.layers import KernelStats
+    from erftheory.network import _Moments
+
+    for layer in (Conv(size, dilation=dilation), AvgPool(size), MaxPool(size, stride=1)):
+        nd = len(size)
+        alg = _Moments(nd)
+        built = alg.kernel(layer.kernel("gradient", nd), layer.dilation(nd))
+        assert alg.spatial(layer, "gradient") == built
+        assert alg.spatial(layer, "expected_square") == alg.kernel(
+            layer.kernel("expected_square", nd), layer.dilation(nd)
+        )
+        uniform = layer.stats("gradient", nd)
+        explicit = KernelStats.of(layer.kernel("gradient", nd))
+        for attr in ("m0", "m1", "m2", "l1", "den"):
+            assert getattr(uniform, attr) == getattr(explicit, attr), (layer, attr)
+
+
+def test_explicit_kernel_sums_are_read_once() -> None:
+    calls = [0]
+    k = Kernel([[1, -2, Fraction(1, 3)], [4, 0, 6]])
+    conv = Conv(k, dilation=(1, 2))
+    original = type(k).flat
+
+    class Counting(Kernel):
+        @property
+        def flat(self) -> Any:
+            calls[0] += 1
+            return original.fget(self)  # type: ignore[attr-defined]
+
+    conv._kernel = Counting([[1, -2, Fraction(1, 3)], [4, 0, 6]])
+    net = Network([conv, ReLU(), conv])
+    net.moments()
+    net.std()
+    net.table()
+    with memory_limit(1024), pytest.raises(SizeLimitError):
+        net.profile()
+    assert calls[0] == 1
+    with pytest.raises(ERFValueError, match="variances, which cannot be negative"):
+        net.moments("expected_square")
+
+
+def test_std_of_huge_variances_is_a_float_or_inf() -> None:
+    from erftheory.network import _sqrt, _std
+
+    assert _sqrt(Fraction(10**400)) == pytest.approx(1e200)
+    assert _sqrt(Fraction(10**1000)) == math.inf
+    assert _std(Fraction(4, 10**5000), 1) == 0.0
+    # Taps that almost cancel: the weights sum to 1e-400, the variance is 2e400.
+    eps = Fraction(1, 10**400)
+    net = Network([Conv(Kernel([1, -2 + eps, 1])), ReLU()])
+    total, mean, var = net.moments()
+    assert (total, mean, var) == (eps / 2, 0, 2 / eps)
+    assert net.std() == pytest.approx(math.sqrt(2) * 1e200, rel=1e-12)
+    assert net.table()[-1].std == net.std()
+
+
+def test_degenerate_network_profiles_summarise_without_a_gaussian() -> None:
+    for net in (Network([ReLU(), Dropout(Fraction(1, 4))]), Network([Conv(1), BatchNorm(3)])):
+        for kind in ("gradient", "expected_square"):
+            s = net.profile(kind).summary()
+            assert s["gaussian"] is None and s["variance"] == "0" and s["std"] == 0.0
+            assert s["rf_size"] == 1 and s["kind"] == kind
+
+
+def test_moments_of_astronomical_fields_are_refused_not_attempted() -> None:
+    from erftheory.network import MAX_RF_BITS
+
+    ok = Network([Conv(3, stride=2**200), Conv(3)])
+    assert ok.std() == pytest.approx(math.sqrt(2 / 3) * 2**200, rel=1e-12)
+    bad = Network([Conv(3, stride=2**MAX_RF_BITS), Conv(3)])
+    assert bad.receptive_field.size == 2 * 2**MAX_RF_BITS + 3  # closed form, exact
+    with pytest.raises(ERFValueError, match=r"about 2\^257 pixels on axis 0.* 2\^256"):
+        bad.moments()
+    with pytest.raises(SizeLimitError) as info:
+        bad.profile()
+    assert info.value.estimate > info.value.limit
+    assert Network([Conv(2**40)]).min_input_size() == 2**40  # the search starts at the RF
+    # A search of ~2**40 sizes is refused after a bounded number of steps.
+    calls = [0]
+    import erftheory.network as network_module
+
+    original = network_module._fits
+
+    def counted(*args: Any) -> bool:
+        calls[0] += 1
+        return original(*args)
+
+    network_module._fits = counted  # type: ignore[assignment]
+    try:
+        with pytest.raises(ERFValueError, match=r"trying more than 33333 sizes .* is refused"):
+            Network([Conv(3, stride=2**40), Conv(3)]).min_input_size()
+    finally:
+        network_module._fits = original  # type: ignore[assignment]
+    assert calls[0] == 33333
