@@ -15,13 +15,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import flint
 import numpy as np
 import scipy.optimize
 
+from ._errors import ERFValueError
 from ._exact import in_power_support, reduce_support
+from .kernel import format_value
 
 __all__ = ["ARB_GUARD_BITS", "CAUCHY_MIN_LENGTH", "arb_power", "cauchy_ball", "prec_for_dps"]
 
@@ -70,8 +73,9 @@ CAUCHY_MIN_LENGTH = 20_001
 """`Profile.ball` of a nonnegative 1-D kernel uses `cauchy_ball` from this profile length on.
 
 Below it the whole ``arb_poly`` power is cheap (under about a second) and is kept for
-later reads; above it one certified coefficient by the Cauchy integral costs 0.01-3.3 s
-while the full power costs minutes (58 s for $k = 3$, $n = 10^5$).
+later reads; above it one certified coefficient by the Cauchy integral costs 0.01-0.3 s
+(measured up to $n = 10^{15}$, $k = 101$) while the full power costs minutes (58 s for
+$k = 3$, $n = 10^5$).
 """
 
 
@@ -85,17 +89,27 @@ def _tilt_moments(logu: np.ndarray, s: float) -> tuple[float, float]:
     return mean, float(p @ (m - mean) ** 2)
 
 
-def _saddle(u: Sequence[float], target: float) -> float:
+def _log(x: Any) -> float:
+    """Natural log of a nonnegative weight of any size (huge ints, Fractions, floats); -inf at 0."""
+    if x == 0:
+        return -math.inf
+    if isinstance(x, float):
+        return math.log(x)
+    f = Fraction(x)
+    return math.log(f.numerator) - math.log(f.denominator)
+
+
+def _saddle(logu: Sequence[float], target: float) -> float:
     r"""A float $s$ with $\sum_m m\,u_m e^{sm} / \sum_m u_m e^{sm} =$ ``target`` (Brent's method).
 
     Any $s$ gives a valid Cauchy circle; the saddle point only makes the integrand a
     narrow non-oscillating bump.
     """
-    with np.errstate(divide="ignore"):
-        logu = np.log(np.asarray(u, dtype=float))
+    logs = np.asarray(logu, dtype=float)
+    logs = logs - logs.max()  # the scale does not matter; nothing overflows
 
     def excess(s: float) -> float:
-        return _tilt_moments(logu, s)[0] - target
+        return _tilt_moments(logs, s)[0] - target
 
     lo, hi = -1.0, 1.0
     while excess(lo) > 0:
@@ -123,18 +137,27 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
     **Rigour.** On $[0, \theta_c]$, where $\theta_c$ is where the bump falls below
     $2^{-\mathrm{prec}-29}$, python-flint's ``acb.integral`` (Petras' adaptive
     Gauss-Legendre, with error bounds from the size of the integrand on complex ellipses;
-    the integrand is entire) returns a ball containing the integral; $h$ is summed term by
-    term with the centred exponents $m - \mu$, which keeps the balls of $h^n$ narrow.
+    the integrand is entire) returns a ball containing the integral. $h$ uses the centred
+    exponents $m - \mu$, and on a ball $\theta_0 \pm \delta$ its mean-value form
+    $h(\theta_0) + h'(\theta_0)(\theta - \theta_0) \pm \tfrac12\delta^2
+    \sum_m p_m (m-\mu)^2 e^{|m-\mu| Y}$ ($Y$ bounding the imaginary parts), so the ball
+    of $h^n$ stays narrow on pieces of a few bump widths at any $n$: a term-by-term sum
+    has a radius $\approx \mathbb E|m-\mu|\,\delta$ that $h^n$ magnifies $n$ times, and
+    the integrator gave up (balls of width $10^{30000}$) past $n \approx 10^{10}$.
+    The working precision is the requested one plus $\log_2 n + 16$ bits.
     On $[\theta_c, \pi]$ the integral is bounded where it is negligible: on a piece with
     midpoint $\theta_0$ and half-length $\rho$, Taylor's theorem gives $|h| \le
     |h(\theta_0)| + |h'(\theta_0)|\rho + \tfrac12\rho^2\sum_m p_m(m-\mu)^2$, and a piece
     whose length times that bound to the $n$-th power is below its share of
     $2^{-\mathrm{prec}}w$ adds it to the radius. Other pieces are halved, and once shorter
-    than $8w$ (or after 16 halvings) integrated by ``acb.integral`` too: that is where
+    than $8w$ (or after $\max(16, \log_2(\pi/w) + 4)$ halvings) integrated by
+    ``acb.integral`` too: that is where
     $|h|^n$ is not negligible away from $\theta = 0$ (small $n$, or kernels close to
     periodic, whose $|h|$ has other maxima near 1). The prefactor is evaluated in ball
     arithmetic. So the ball contains the true value whatever $r$ is; the saddle point
-    only makes it narrow.
+    only makes it narrow. It is intersected with $[0, 1]$, and a ball whose relative
+    radius is still above $2^{16-\mathrm{prec}}$ is refused (`ERFValueError`) rather than
+    returned: a certificate that wide says nothing.
 
     Args:
         weights: nonnegative exact numbers (ints or floats; floats are read exactly).
@@ -147,13 +170,24 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
     Returns:
         A ``flint.arb`` ball.
 
+    Raises:
+        ERFValueError: the ball came out wider than the requested precision.
+
     Example:
         >>> b = cauchy_ball([1, 2, 1], 50, 50, dps=30)   # C(100, 50) / 4^50
         >>> b.overlaps(flint.arb(100891344545564193334812497256) / 4**50), b.rad() < 1e-30
         (True, True)
     """
+    if n >= 2**600:
+        raise ERFValueError(
+            f"cauchy_ball works up to 2**600 layers (its bump widths are floats), got "
+            f"{format_value(n, short=True)}; use method='float' or fewer layers"
+        )
     m0, g, u = reduce_support(weights)
-    prec = prec_for_dps(dps)
+    target = prec_for_dps(dps)
+    # n-fold products magnify every rounding n times: n.bit_length() extra bits keep the
+    # ball at the requested relative width at any depth (n = 10^15 included).
+    prec = target + n.bit_length() + 16
     old = flint.ctx.prec
     flint.ctx.prec = prec
     try:
@@ -168,7 +202,7 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
         t = shift // g
         if t in (0, n * (len(u) - 1)):  # one product: u_0^n or u_last^n
             return (arb(u[0] if t == 0 else u[-1]) / total) ** n
-        s = arb(_saddle([float(x) for x in u], t / n))  # an exact dyadic number
+        s = arb(_saddle([_log(x) for x in u], t / n))  # an exact dyadic number
         r = s.exp()
         terms = [arb(x) * r**m for m, x in enumerate(u)]
         v_r = sum(terms[1:], terms[0])
@@ -180,17 +214,43 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
         width = 1.0 / (sigma * math.sqrt(n))
         coeffs = [(acb(x), acb(0, c)) for x, c in zip(p, centred, strict=True)]
 
+        weights2 = [(x, c * c, abs(c)) for x, c in zip(p, centred, strict=True)]
+
         def integrand(theta: Any, _analytic: bool) -> Any:  # entire: the flag needs no check
-            h = acb(0)
+            # Mean-value form on a ball theta = mid + d: h(mid) + h'(mid) d + E, with
+            # |E| <= |d|^2 / 2 * sum_m p_m c_m^2 e^{|c_m| Y} (Y bounds |Im| on the ball).
+            # Summing e^{i c theta} term by term instead gives a radius ~ E|c| |d|, which
+            # h^n magnifies n times: the integrator then needs ~sqrt(n) pieces per bump
+            # width and gives up past n ~ 10^10.
+            r = theta.rad()
+            if r == 0:
+                h = acb(0)
+                for x, c in coeffs:
+                    h += x * (c * theta).exp()
+                return h**n
+            mid = acb(theta.mid())
+            h0, h1 = acb(0), acb(0)
             for x, c in coeffs:
-                h += x * (c * theta).exp()
+                e = x * (c * mid).exp()
+                h0 += e
+                h1 += c * e
+            y = abs(mid.imag) + r
+            bound = sum((x * c2 * (a * y).exp() for x, c2, a in weights2), arb(0))
+            err = (bound * r * r / 2).upper()
+            h = h0 + h1 * (theta - mid) + acb(arb(0, err), arb(0, err))
             return h**n
 
-        log_eps = -(prec + 29) * math.log(2)
+        log_eps = -(target + 29) * math.log(2)
         theta_c = width * math.sqrt(-2.0 * log_eps)
-        cuts = [0.0] + [c for c in (width, 4 * width, theta_c) if c < 3.0]
+        # Pieces of at most two bump widths: on longer ones the integrand's growth on
+        # acb.integral's complex ellipses (|h|^n ~ exp(y^2 / 2w^2)) exhausts its evaluation
+        # budget and the ball comes back as wide as 10^30000 (n = 10^9).
+        edges = [0.0, width]
+        while edges[-1] < min(theta_c, 3.0):
+            edges.append(min(edges[-1] + 2 * width, theta_c))
+        cuts = [c for c in edges if c < 3.0]
         bounds = [arb(c) for c in cuts] + ([arb.pi()] if theta_c >= 3.0 else [])
-        tol = arb(2) ** (-prec)
+        tol = arb(2) ** (-target)
         integral = acb(0)
         for a, b in itertools.pairwise(bounds):
             integral += acb.integral(integrand, a, b, rel_tol=tol, abs_tol=tol * arb(width))
@@ -198,7 +258,17 @@ def cauchy_ball(weights: Sequence[Any], n: int, t: int, dps: int) -> Any:
         if theta_c < 3.0:
             value += _tail(p, centred, second, n, theta_c, width, integrand, tol)
         log_prefactor = n * (v_r.log() - total.log()) - t * s
-        return log_prefactor.exp() * value / arb.pi()
+        ball = log_prefactor.exp() * value / arb.pi()
+        # A normalised coefficient of a nonnegative kernel lies in [0, 1].
+        ball = ball.intersection(arb(0.5, 0.5)) if ball.overlaps(arb(0.5, 0.5)) else ball
+        if not ball.rad() <= arb(2) ** (ARB_GUARD_BITS // 2 - target) * abs(ball.mid()):
+            raise ERFValueError(
+                f"the certified ball for index {format_value(t, short=True)} at "
+                f"{format_value(n, short=True)} layers came out too wide ({ball.str(5)}): the "
+                f"Cauchy-integral certificate failed at this size; use method='float' for a "
+                f"value with 1e-10 relative error, a larger dps, or fewer layers"
+            )
+        return ball
     finally:
         flint.ctx.prec = old
 
@@ -226,6 +296,9 @@ def _tail(
     budget = tol * arb(width) / (pi - arb(start))  # per unit length
     radius = arb(0)
     value = arb(0)
+    # Halve until pieces are a few bump widths long: deep profiles (n = 10^15, w ~ 1e-8)
+    # need about log2(pi / w) halvings before the Taylor bound takes over.
+    max_depth = max(16, math.ceil(math.log2(math.pi / width)) + 4)
     stack = [(arb(start), pi, 0)]
     while stack:
         a, b, depth = stack.pop()
@@ -235,7 +308,7 @@ def _tail(
         bound = arb(poly(e).abs_upper()) + arb(dpoly(e).abs_upper()) * rho + second * rho**2 / 2
         if bound < 1 and (b - a) * bound**n < budget * (b - a):
             radius += ((b - a) * bound**n).upper()
-        elif depth >= 16 or b - a < 8 * width:
+        elif depth >= max_depth or b - a < 8 * width:
             value += acb.integral(integrand, a, b, rel_tol=tol, abs_tol=budget * (b - a)).real
         else:
             stack.append((a, mid, depth + 1))

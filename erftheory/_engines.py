@@ -16,18 +16,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from . import _config, _exact, measures
+from . import _exact, measures
 from ._errors import ERFTypeError, ERFValueError
-from .kernel import Kernel
+from .kernel import Kernel, format_value
 
 __all__ = ["DEFAULT_DPS", "ENGINES", "Engine", "select"]
 
 DEFAULT_DPS = 30
 """Decimal digits of the ``arb`` engine when ``dps`` is not given."""
+CAUCHY_SECONDS = 0.007
+r"""`erftheory._arb.cauchy_ball` takes about this many seconds per tap at ``dps=30``, times
+$(\mathrm{prec}/132)^{1.8}$ (measured: k = 3, n = 10^5 at dps 30, 100, 300, 1000: 0.02,
+0.07, 0.19, 4.4 s); `Profile.ball` refuses past the work limit from that estimate."""
+ARB_WORK = 340.0
+"""Work (`erftheory._exact.check_work` units) of the arb power per coefficient, per log2 of
+the length and per bit of precision: 58 s for $k = 3$, $n = 10^5$ at 132 bits."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ ENGINES: dict[str, Engine] = {
         Engine(
             "symbolic",
             ("integer", "rational", "float", "symbolic"),
-            "sympy polynomial powers (small n)",
+            "sympy expressions: python-flint's fmpq_mpoly power for rational polynomial "
+            "weights, the exact engine for numeric kernels, sympy's own power otherwise",
         ),
     )
 }
@@ -74,17 +83,26 @@ METHOD_NAMES = ("auto", *ENGINES)
 
 
 def _float_rows(kernel: Kernel) -> np.ndarray:
-    """Exact kernels in integer form (exact in float64 below 2**53), floats as they are."""
+    """The weights as float64, scaled so that the largest is near 1 (1-D or 2-D array).
+
+    Exact kernels in integer form (exact in float64 below 2**53; divided by the largest
+    weight past 2**1000), float kernels as they are unless the largest magnitude is beyond
+    2**±500, when they are multiplied by a power of two (exact). Normalised profiles do
+    not depend on the scale, and nothing overflows: ``Kernel([1e308, 1e308])`` works.
+    """
     if kernel.is_exact:
         ints, _den = _exact.integer_form(list(kernel.flat))
         big = max(abs(x) for x in ints)
         arr = (
             np.array([float(x) for x in ints])
             if big < 2**1000
-            else np.array([float(x / big) for x in ints])
+            else np.array([_exact.fl(Fraction(x, big)) for x in ints])
         )
     else:
         arr = np.array([float(x) for x in kernel.flat])
+        top = float(np.max(np.abs(arr))) if arr.size else 0.0
+        if top > 0 and not 2.0**-500 < top < 2.0**500:
+            arr = np.ldexp(arr, -math.frexp(top)[1])
     return arr.reshape(kernel.shape)
 
 
@@ -194,33 +212,39 @@ class _ArrayData:
         raise NotImplementedError
 
     def _check(self, factor: float = 3.0) -> None:
-        _config.check_size(
-            factor * 8.0 * math.prod(self.shape), "the float profile", "use fewer layers"
+        _exact.guard(
+            _exact.mul(math.prod(self.shape), factor * 8.0), "the float profile", "use fewer layers"
         )
 
     def coefficients(self) -> list[Any]:
         return self.coefficients_array().tolist()
 
     def coefficients_array(self) -> np.ndarray:
-        rows = _float_rows(self.kernel)
-        base = float(rows.sum())
-        scale = 1.0
-        if self.kernel.is_exact:
-            ints, den = _exact.integer_form(list(self.kernel.flat))
-            scale = float(sum(ints)) / den / base if base else 1.0
-        total = base * scale
+        total = self.kernel.total  # exact for exact kernels; correctly rounded floats
         if total == 0:
             raise ERFValueError(
                 "the kernel's weights sum to zero; use method='exact' for its "
                 "unnormalised coefficients"
             )
-        logmax = self.n * math.log10(abs(total))
-        if abs(logmax) > 300:
+        if isinstance(total, float) and not math.isfinite(total):
             raise ERFValueError(
-                f"the unnormalised coefficients reach about 1e{logmax:.0f}, beyond float64; "
+                "the kernel's weights sum to more than float64 holds (1.8e308), so the "
+                "unnormalised coefficients are beyond float64; use normalized() or "
+                "log_normalized()"
+            )
+        log10 = (
+            math.log10(abs(total))
+            if not isinstance(total, Fraction)
+            else math.log10(abs(total.numerator)) - math.log10(total.denominator)
+        )
+        logmax = _exact.mul(self.n, log10)
+        if abs(logmax) > 300:
+            shown = f"1e{logmax:.0f}" if math.isfinite(logmax) else "1e±inf"
+            raise ERFValueError(
+                f"the unnormalised coefficients reach about {shown}, beyond float64; "
                 f"use normalized() or log_normalized()"
             )
-        return self.normalized() * (total**self.n)
+        return self.normalized() * (_exact.fl(total) ** self.n)
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
         return float(self.coefficients_array()[index])
@@ -254,6 +278,16 @@ class _TiltData(_ArrayData):
         return self._values.copy()
 
     def log_normalized(self) -> np.ndarray:
+        rows = _float_rows(self.kernel).ravel()
+        exact = list(self.kernel.flat)
+        if any(
+            x != 0 and not abs(r) >= np.finfo(float).tiny for x, r in zip(exact, rows, strict=True)
+        ):
+            raise ERFValueError(
+                "log_normalized() with the float engine needs every non-zero weight within "
+                "float64's range of the largest (a ratio above 2**-1022); this kernel's "
+                "smallest would be dropped or rounded: use method='exact' or method='arb'"
+            )
         return self._run(True)
 
 
@@ -266,8 +300,21 @@ class _FFTData(_ArrayData):
 
             self._check(5.0)
             w = _float_rows(self.kernel)
-            require_nonzero_sum(w.sum())
-            self._values, self.abs_error_bound = fft_power(w, self.n)
+            require_nonzero_sum(self.kernel.total)
+            if w.sum() == 0:
+                raise ERFValueError(
+                    "the kernel's weights cancel to zero in float64 (their exact sum is "
+                    f"{format_value(self.kernel.total, short=True)}); use method='exact' or "
+                    "method='arb'"
+                )
+            values, bound = fft_power(w, self.n)
+            if not (math.isfinite(bound) and np.all(np.isfinite(values))):
+                raise ERFValueError(
+                    "the plain FFT cannot represent this profile: with weights of mixed signs "
+                    "its error bound grows like (sum |w| / |sum w|)**n, here beyond float64; "
+                    "use method='exact' or method='arb'"
+                )
+            self._values, self.abs_error_bound = values, bound
         return self._values.copy()
 
     def log_normalized(self) -> np.ndarray:
@@ -290,23 +337,30 @@ class _ArbData(_ArrayData):
             flat, total = self._exact_weights()
             require_nonzero_sum(total)
             count = math.prod(self.shape)
-            _config.check_size(
-                4.0 * count * (prec_for_dps(self.dps) / 4 + 96),
+            _exact.guard(
+                _exact.mul(count, 4.0 * (prec_for_dps(self.dps) / 4 + 96)),
                 "the arb balls",
                 "use fewer layers or a smaller dps",
+            )
+            prec = prec_for_dps(self.dps)
+            _exact.check_work(
+                ARB_WORK * _exact.mul(count, math.log2(count + 2) * prec),
+                "the arb power",
+                "use Profile.ball(t) for single values (nonnegative 1-D kernels), fewer "
+                "layers or a smaller dps",
             )
             k2 = self.kernel.shape[-1]
             rows = [flat[i * k2 : (i + 1) * k2] for i in range(len(flat) // k2)]
             self._balls = arb_power(rows, self.n, self.dps)
         return self._balls
 
-    def _exact_weights(self) -> tuple[list[Any], float]:
+    def _exact_weights(self) -> tuple[list[Any], Any]:
         """The weights as the arb engine reads them (integer form or exact floats)."""
         if self.kernel.is_exact:
             ints, _ = _exact.integer_form(list(self.kernel.flat))
-            return list(ints), float(sum(ints))
+            return list(ints), sum(ints)
         flat = [float(x) for x in self.kernel.flat]
-        return flat, math.fsum(flat)
+        return flat, float(self.kernel.total)
 
     def ball(self, index: tuple[int, ...]) -> Any:
         from ._arb import CAUCHY_MIN_LENGTH, cauchy_ball
@@ -319,6 +373,14 @@ class _ArbData(_ArrayData):
             and all(x >= 0 for x in flat)
         ):
             require_nonzero_sum(total)
+            from ._arb import prec_for_dps
+
+            seconds = CAUCHY_SECONDS * len(flat) * (prec_for_dps(self.dps) / 132) ** 1.8
+            _exact.check_work(
+                seconds * _exact.WORK_RATE,
+                f"the certified ball at dps={self.dps}",
+                "use a smaller dps or method='float'",
+            )
             return cauchy_ball(flat, self.n, index[0], self.dps)
         row = self.balls()[index[0] if self.kernel.ndim == 2 else 0]
         return row[index[-1]]

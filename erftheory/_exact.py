@@ -20,10 +20,18 @@ import flint
 import gmpy2
 import numpy as np
 
+from . import _config
+from ._errors import SizeLimitError
+
 __all__ = [
     "SUPPORT_WORK",
+    "WORK_FLOOR",
+    "WORK_PER_LIMIT_BYTE",
     "Power2D",
     "UniformPower",
+    "binomial_power",
+    "check_work",
+    "guard",
     "in_power_support",
     "integer_form",
     "is_uniform",
@@ -33,6 +41,7 @@ __all__ = [
     "python_bytes",
     "ratio_to_float",
     "reduce_support",
+    "single_coefficient",
     "stream_power_1d",
     "uniform_coefficient",
     "uniform_half",
@@ -174,10 +183,12 @@ def coefficient_bits_bound(ints: Sequence[int], n: int) -> tuple[float, int]:
     if n == 0:
         return 1.0, 1
     if not any(ints):
-        return float(length), length
+        return fl(length), length
     _, _, core = reduce_support(ints)
     core_length = n * (len(core) - 1) + 1
-    crude_bits = n * math.log2(sum(abs(w) for w in core)) + 2
+    crude_bits = mul(n, math.log2(sum(abs(w) for w in core))) + 2
+    if core_length > 2**52:  # beyond any memory: the crude bound is enough
+        return mul(core_length, crude_bits), length
     absw = np.array([float(abs(w)) if abs(w) < 2**1000 else math.inf for w in core])
     points = min(1025, 2_000_000 // len(core))
     if not np.all(np.isfinite(absw)) or points < 33 or len(core) == 1:
@@ -188,7 +199,10 @@ def coefficient_bits_bound(ints: Sequence[int], n: int) -> tuple[float, int]:
     t0 = edges[:-1].astype(float)
     t1 = (edges[1:] - 1).astype(float)
     mid = 0.5 * (t0 + t1)
-    best = np.argmin(lv[None, :] - mid[:, None] * s[None, :], axis=1)
+    best = np.empty(len(mid), dtype=np.int64)
+    for lo in range(0, len(mid), 128):  # blocks: at most ~1 MiB of temporaries
+        block = mid[lo : lo + 128]
+        best[lo : lo + 128] = np.argmin(lv[None, :] - block[:, None] * s[None, :], axis=1)
     f0 = lv[best] - t0 * s[best]
     f1 = lv[best] - t1 * s[best]
     per = np.maximum(np.maximum(f0, f1), 0.0) + 2.0  # +1 rounding, +1 sign margin
@@ -199,17 +213,17 @@ def coefficient_bits_bound(ints: Sequence[int], n: int) -> tuple[float, int]:
 
 def bytes_lower_bound(kernel_size: int, n: int) -> float:
     """A cheap lower bound on the bytes of ``V^n``: one fmpz slot per coefficient."""
-    return 8.0 * (n * (kernel_size - 1) + 1)
+    return mul(n * (kernel_size - 1) + 1, 8.0)
 
 
 def poly_bytes(bits: float, length: int) -> float:
     """Upper bound on the bytes of an fmpz_poly of ``length`` coefficients, ``bits`` in all."""
-    return bits / 8 + _FMPZ_OVERHEAD * length
+    return bits / 8 + mul(length, _FMPZ_OVERHEAD)
 
 
 def python_bytes(bits: float, count: int) -> float:
     """Upper bound on the bytes of ``count`` Python ints holding ``bits`` bits in all."""
-    return bits / 8 * 1.07 + _PYINT_OVERHEAD * count  # 30-bit digits in 32-bit words
+    return bits / 8 * 1.07 + mul(count, _PYINT_OVERHEAD)  # 30-bit digits in 32-bit words
 
 
 def power_1d(ints: Sequence[int], n: int) -> flint.fmpz_poly:
@@ -276,7 +290,16 @@ class ratio_to_float:
             c = int(c >> self.shift) if c >= 0 else -int((-c) >> self.shift)
         else:
             c = int(c)
-        return c / self.den
+        try:
+            return c / self.den
+        except OverflowError:
+            from ._errors import ERFValueError
+
+            raise ERFValueError(
+                f"a normalised value is beyond float64 (about 2^"
+                f"{c.bit_length() - self.den.bit_length()}): with negative weights the profile "
+                f"divided by its small sum can pass 1.8e308; read the exact coefficients instead"
+            ) from None
 
 
 # ---------------------------------------------------------------- uniform kernels
@@ -399,10 +422,13 @@ def uniform_coefficient(k: int, n: int, t: int) -> int:
     r"""One coefficient $[z^t](1 + \dots + z^{k-1})^n$ from the closed form.
 
     $a(t) = \sum_{j \ge 0} (-1)^j \binom{n}{j} \binom{t - jk + n - 1}{n - 1}$ (the
-    inclusion-exclusion count of compositions). Consecutive terms differ by the ratio
-    $-\frac{n-j}{j+1}\prod_{i=0}^{k-1}\frac{m-i-n+1}{m-i}$ with $m = t - jk + n - 1$, so
-    each term costs one multiplication and one exact division by integers of about
-    $k \log_2 m$ bits; there are at most $\min(t, n(k-1) - t)/k + 1$ terms.
+    inclusion-exclusion count of compositions), a hypergeometric sum: consecutive terms
+    differ by the ratio $p(j)/q(j) = -\frac{n-j}{j+1}\prod_{i=0}^{k-1}\frac{m-i-n+1}{m-i}$
+    with $m = t - jk + n - 1$. The $J + 1 \le \min(t, n(k-1) - t)/k + 1$ terms are summed
+    by binary splitting (products of the $p$ and $q$ in a balanced tree, so GMP's fast
+    multiplication does the work): $n = 10^6$, $k = 3$ at the centre (a number of 1.6
+    million bits) takes about 2 s. The memory and the work are checked first
+    (`guard`, `check_work`).
 
     Example:
         >>> uniform_coefficient(3, 3, 3)
@@ -411,26 +437,61 @@ def uniform_coefficient(k: int, n: int, t: int) -> int:
     last = n * (k - 1)
     if t < 0 or t > last:
         return 0
-    if n == 0:
-        return 1
+    if n == 0 or k == 1:
+        return 1 if t == 0 else 0
     t = min(t, last - t)
-    m = t + n - 1
-    term = flint.fmpz.bin_uiui(m, n - 1)
-    total = term
-    j = 0
-    while True:
-        if m - k < n - 1:
-            break
-        num = -(n - j)
-        den = j + 1
+    jmax = min(n, t // k)
+    base = t + n - 1
+    memory, work = _uniform_cost(k, n, t)
+    what = f"the extended binomial coefficient [z^{_fmt(t)}](1 + ... + z^{k - 1})^{_fmt(n)}"
+    hint = _COEFFICIENT_HINT
+    guard(memory, what, hint)
+    check_work(work, what, hint)
+    first = _binom(base, t)
+    if jmax == 0:
+        return int(first)
+
+    def pq(j: int) -> tuple[Any, Any]:
+        p = gmpy2.mpz(-(n - j))
+        q = gmpy2.mpz(j + 1)
+        top = t - j * k
+        m = base - j * k
         for i in range(k):
-            num *= m - i - n + 1
-            den *= m - i
-        term = (term * num) // den
-        total += term
-        j += 1
-        m -= k
-    return int(total)
+            p *= top - i
+            q *= m - i
+        return p, q
+
+    def split(a: int, b: int) -> tuple[Any, Any, Any]:
+        # sum_{j=a+1}^{b} prod_{i=a}^{j-1} p(i)/q(i) = R / Q, and P = prod_{i=a}^{b-1} p(i).
+        if b - a == 1:
+            p, q = pq(a)
+            return p, q, p
+        c = (a + b) // 2
+        p1, q1, r1 = split(a, c)
+        p2, q2, r2 = split(c, b)
+        return p1 * p2, q1 * q2, r1 * q2 + p1 * r2
+
+    _, q, r = split(0, jmax)  # q(j) > 0 for j < jmax: m - i >= k + n - 1 - i > 0
+    return int(gmpy2.divexact(first * (q + r), q))
+
+
+def _uniform_cost(k: int, n: int, t: int) -> tuple[float, float]:
+    """``(memory bytes, work)`` of `uniform_coefficient` (see `check_work` for the unit)."""
+    jmax = min(n, t // k)
+    base = t + n - 1
+    result_bits = binom_bits(base, t)
+    # bits of Q = prod q(j): log2(j + 1) + k log2(m) per term; R is as large plus the sum.
+    q_bits = mul(jmax, math.log2(jmax + 2) + k * math.log2(base + 2))
+    memory = (4 * q_bits + 3 * result_bits) / 8 + 4096
+    qb = q_bits / 8
+    if not math.isfinite(qb):
+        return memory, math.inf
+    work = (
+        BS_WORK_FACTOR * qb * math.log2(qb + 2) * math.log2(jmax + 2)
+        + fft_work(result_bits)
+        + LEAF_WORK * mul(jmax + 1, k + 1.0)
+    )
+    return memory, work
 
 
 KRONECKER_DEPTH_FACTOR = 2
@@ -503,3 +564,254 @@ def log_abs(c: Any) -> float:
         return math.log(c)
     shift = bits - 64
     return math.log(c >> shift) + shift * math.log(2)
+
+
+# ---------------------------------------------------------------- guards and single values
+WORK_PER_LIMIT_BYTE = 32
+"""Big-integer work allowed per byte of the memory limit (see `check_work`)."""
+WORK_FLOOR = 1024**3
+"""Work below this (about half a second) is always allowed, whatever the memory limit."""
+WORK_RATE = 2.5 * 1024**3
+"""Work units per second, measured on 2 cores: Miller's recurrence streams about 2.5 GiB
+of big integers per second with small weights (0.4 s per GiB, k = 3)."""
+BS_WORK_FACTOR = 5.0
+"""Binary splitting: work per byte of the product tree per level and per log2 of its size
+(calibrated: `uniform_coefficient` at k = 3, n = 10^6, centre, 2.3 s)."""
+FFT_WORK_FACTOR = 32.0
+"""One GMP operation on B bytes of result (binomials, powers, gcds): work
+``FFT_WORK_FACTOR * B * log2(B)`` (gmpy2.comb(10^8, 5·10^7) took 3.4 s)."""
+LEAF_WORK = 256.0
+"""Work of one multiplication by a small integer at Python speed (about 0.1 µs)."""
+_COEFFICIENT_HINT = (
+    "use profile(..., method='arb').ball(t) for a certified value or method='float', or "
+    "raise the limit with erftheory.memory_limit(...)"
+)
+
+
+def _fmt(x: int) -> str:
+    from .kernel import format_value
+
+    return format_value(x, short=True)
+
+
+def fl(x: Any) -> float:
+    """``float(x)``, or inf where ``x`` is an int beyond float64's range."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def mul(n: Any, x: float) -> float:
+    """``n * x`` in float without OverflowError for huge ints (and ``0 * huge = 0``)."""
+    if x == 0 or n == 0:
+        return 0.0
+    return fl(n) * x
+
+
+def _bytes_text(estimate: float) -> str:
+    if estimate < 2.0**70:
+        return f"about {_config.format_bytes(float(estimate))}"
+    if not math.isfinite(estimate):
+        return "more than 10^300 bytes"
+    return f"about 10^{math.log10(estimate):.0f} bytes"
+
+
+def guard(estimate: Any, what: str, hint: str = "") -> None:
+    """`erftheory._config.check_size` for estimates of any size (ints, floats, inf).
+
+    Raises `SizeLimitError` when ``estimate`` bytes exceed the memory limit, before
+    anything is allocated; huge estimates are printed as powers of ten.
+    """
+    est = fl(estimate)
+    if math.isnan(est):
+        est = math.inf
+    limit = _config.get_memory_limit()
+    if est <= limit:
+        return
+    if est < 2.0**70:
+        _config.check_size(est, what, hint)
+    message = (
+        f"{what} would need {_bytes_text(est)}, above the memory limit of "
+        f"{_config.format_bytes(limit)}"
+    )
+    if hint:
+        message += f"; {hint}"
+    raise SizeLimitError(message, int(min(est, 2.0**200)), limit)
+
+
+def work_budget() -> int:
+    """The work `check_work` allows: `WORK_PER_LIMIT_BYTE` × the memory limit (at least
+    `WORK_FLOOR`), so that raising the memory limit also lets longer computations run."""
+    return max(WORK_FLOOR, WORK_PER_LIMIT_BYTE * _config.get_memory_limit())
+
+
+def check_work(work: Any, what: str, hint: str = "") -> None:
+    """Refuse, up front, exact work that would take minutes.
+
+    ``work`` is in bytes of big-integer data streamed through the CPU (the cost of Miller's
+    recurrence, about `WORK_RATE` per second; other algorithms are converted to it by the
+    factors above). The limit is `work_budget`: 64 GiB, about 25 s, at the default 2 GiB
+    memory limit.
+    """
+    w = fl(work)
+    if math.isnan(w):
+        w = math.inf
+    budget = work_budget()
+    if w <= budget:
+        return
+    seconds = w / WORK_RATE
+    when = f"about {seconds:.0f} s" if seconds < 1e7 else "far longer than a day"
+    message = (
+        f"{what} would stream {_bytes_text(w)} of big-integer data ({when} on 2 cores), "
+        f"above the work limit of {_config.format_bytes(budget)} (32 x the memory limit)"
+    )
+    if hint:
+        message += f"; {hint}"
+    raise SizeLimitError(message, int(min(w, 2.0**200)), budget)
+
+
+def fft_work(bits: float) -> float:
+    """Work of one GMP operation with a result of ``bits`` bits (see `FFT_WORK_FACTOR`)."""
+    b = max(fl(bits), 0.0) / 8
+    return FFT_WORK_FACTOR * b * math.log2(b + 2)
+
+
+def binom_bits(big: int, small: int) -> float:
+    r"""An upper bound on $\log_2 \binom{N}{K}$: $K \log_2(eN/K)$ with $K = \min(K, N-K)$."""
+    small = min(small, big - small)
+    if small <= 0:
+        return 1.0
+    return mul(small, math.log2(math.e) + math.log2(big) - math.log2(small)) + 1.0
+
+
+def _binom(big: int, small: int) -> Any:
+    """$\binom{N}{K}$ as ``gmpy2.mpz`` (the caller checks the size)."""
+    small = min(small, big - small)
+    if small < 0:
+        return gmpy2.mpz(0)
+    return gmpy2.comb(big, small)
+
+
+def _log2_abs(x: int) -> float:
+    return math.log2(abs(x)) if x else -math.inf
+
+
+def binomial_power(core: Sequence[int]) -> Fraction | None:
+    r"""$\rho$ with ``core`` $= u_0 (1 + \rho z)^m$ exactly ($m = $ ``len(core) - 1``), or None.
+
+    Such kernels ($[1, 2, 1] = (1 + z)^2$, any two taps, $[1, -3, 3, -1]$) have the
+    single coefficients $[z^s]\,(u_0 (1+\rho z)^m)^n = u_0^n \binom{mn}{s} \rho^s$.
+
+    Example:
+        >>> binomial_power([1, 2, 1]), binomial_power([4, 2]), binomial_power([1, 1, 1])
+        (Fraction(1, 1), Fraction(1, 2), None)
+    """
+    m = len(core) - 1
+    if m < 1 or core[0] == 0:
+        return None
+    rho = Fraction(core[1], m * core[0])
+    power = Fraction(1)
+    for j in range(m + 1):
+        if core[j] != core[0] * math.comb(m, j) * power:
+            return None
+        power *= rho
+    return rho
+
+
+def prefix_bits_bound(core: Sequence[int], n: int, t: int) -> float:
+    r"""An upper bound on the bits of each of $a_0, \dots, a_t$ of $U(z)^n$.
+
+    Cauchy's bound $|a_s| \le V_{|u|}(r)^n / r^s$ is increasing in $s$ for $r \le 1$, so
+    $\min_{r \le 1} (n \log_2 V_{|u|}(r) - t \log_2 r)$ bounds them all (+2 for rounding and
+    the sign).
+    """
+    logs = np.array([_log2_abs(int(w)) for w in core], dtype=float)
+    m = np.nonzero(np.isfinite(logs))[0]
+    s = np.linspace(-64.0, 0.0, 257)
+    a = logs[m][None, :] + s[:, None] * m[None, :]
+    top = a.max(axis=1)
+    lv = top + np.log2(np.exp2(a - top[:, None]).sum(axis=1))
+    nf, tf = fl(n), fl(t)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = np.where(lv == 0, 0.0, nf * lv) - tf * s
+    best = float(np.nanmin(bound))
+    return max(best, 0.0) + 2.0
+
+
+def stream_work(core: Sequence[int], n: int, bits: float, last: int) -> float:
+    """Work of Miller's recurrence on ``core`` streaming coefficients of ``bits`` bits in all.
+
+    Each step multiplies the previous ``len(core) - 1`` values by ``((n+1)m - t) w_m``
+    and divides by ``t w_0``: work proportional to the bits times the limbs of those
+    small factors.
+    """
+    extra = math.log2(fl(n) * len(core) + 2) + math.log2(fl(last) + 2)
+    limbs = sum(math.ceil((_log2_abs(int(w)) + extra) / 64) for w in core[1:] if w != 0)
+    limbs += math.ceil((_log2_abs(int(core[0])) + extra) / 64)
+    return max(fl(bits), 0.0) / 8 * limbs
+
+
+def single_coefficient(ints: Sequence[int], n: int, t: int) -> int:
+    r"""$[z^t]\,V(z)^n$ for an integer kernel, without the other coefficients where possible.
+
+    $V(z) = z^a U(z^g)$ is reduced first (`reduce_support`); the nearer end is used
+    ($[z^s]U^n = [z^{nm-s}]\tilde U^n$ for the reversed $\tilde U$). Then
+
+    - binomial powers $U = u_0(1+\rho z)^m$ (`binomial_power`: every 2-tap kernel,
+      $[1, 2, 1]$, ...): $u_0^n \binom{mn}{s}\rho^s$ with gmpy2;
+    - equal taps: $u_0^n$ times `uniform_coefficient` (binary splitting);
+    - otherwise Miller's recurrence (`stream_power_1d`) up to $s$.
+
+    Memory and work are checked up front (`guard`, `check_work`): the result needs up to
+    $n \log_2 \sum|w|$ bits, so $n = 10^{10}$ is refused in microseconds instead of GMP
+    aborting the process after minutes.
+
+    Example:
+        >>> single_coefficient([1, 2, 1], 10**5, 10**5) == math.comb(2 * 10**5, 10**5)
+        True
+    """
+    if n == 0:
+        return 1 if t == 0 else 0
+    if not any(ints):
+        return 0
+    lead, step, core = reduce_support(list(ints))
+    shift = t - n * lead
+    if shift < 0 or shift % step:
+        return 0
+    s = shift // step
+    m = len(core) - 1
+    last = n * m
+    if s > last:
+        return 0
+    if m == 0:
+        guard(mul(n, _log2_abs(core[0])) / 8 + 64, "the exact coefficient", _COEFFICIENT_HINT)
+        return int(gmpy2.mpz(core[0]) ** n)
+    if 2 * s > last:
+        core, s = core[::-1], last - s
+    what = f"the exact coefficient at {_fmt(t)} of {_fmt(n)} layers"
+    u0 = int(core[0])
+    scale_bits = mul(n, _log2_abs(u0))
+    rho = binomial_power(core)
+    if rho is not None:
+        bits = (
+            scale_bits
+            + binom_bits(last, s)
+            + mul(s, abs(_log2_abs(rho.numerator)) + math.log2(rho.denominator))
+        )
+        guard(3 * bits / 8 + 4096, what, _COEFFICIENT_HINT)
+        check_work(4 * fft_work(bits), what, _COEFFICIENT_HINT)
+        value = _binom(last, s) * gmpy2.mpz(u0) ** n * gmpy2.mpz(rho.numerator) ** s
+        return int(gmpy2.divexact(value, gmpy2.mpz(rho.denominator) ** s))
+    if is_uniform(core):
+        guard(2 * scale_bits / 8 + 64, what, _COEFFICIENT_HINT)
+        check_work(fft_work(scale_bits), what, _COEFFICIENT_HINT)
+        value = uniform_coefficient(len(core), n, s)
+        return value if u0 == 1 else int(gmpy2.mpz(u0) ** n * value)
+    per = prefix_bits_bound(core, n, s)
+    guard(len(core) * (per / 8 + 64) + 4096, what, _COEFFICIENT_HINT)
+    check_work(stream_work(core, n, mul(s + 1, per), s), what, _COEFFICIENT_HINT)
+    for i, c in enumerate(stream_power_1d(core, n)):
+        if i == s:
+            return c
+    raise AssertionError("unreachable")  # pragma: no cover

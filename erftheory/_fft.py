@@ -26,9 +26,27 @@ import math
 import numpy as np
 from scipy import fft as sfft
 
-__all__ = ["fft_power"]
+__all__ = ["fft_power", "scaled_weights"]
 
 UNIT_ROUNDOFF = 2.0**-53
+
+
+def scaled_weights(weights: np.ndarray) -> np.ndarray:
+    """``weights`` as float64 times a power of two (exact) that brings the largest near 1.
+
+    Normalised profiles do not depend on the scale; without it sums of weights near
+    1e308 overflow to inf and the profile comes out NaN. Non-finite weights are an
+    `erftheory.ERFValueError`.
+    """
+    from ._errors import ERFValueError
+
+    w = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ERFValueError("the weights must be finite numbers; got inf or nan")
+    top = float(np.max(np.abs(w))) if w.size else 0.0
+    if top > 0 and not 2.0**-500 < top < 2.0**500:
+        w = np.ldexp(w, -math.frexp(top)[1])
+    return w
 
 
 def fft_power(weights: np.ndarray, n: int) -> tuple[np.ndarray, float]:
@@ -37,7 +55,7 @@ def fft_power(weights: np.ndarray, n: int) -> tuple[np.ndarray, float]:
     ``weights`` must have a non-zero sum. ``bound`` is the absolute error bound of the
     module docstring.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = scaled_weights(weights)
     shape = tuple(n * (s - 1) + 1 for s in w.shape)
     l1 = float(np.abs(w).sum())
     total = float(w.sum())
@@ -48,12 +66,14 @@ def fft_power(weights: np.ndarray, n: int) -> tuple[np.ndarray, float]:
     sizes = [sfft.next_fast_len(s, real=True) for s in shape]
     axes = tuple(range(w.ndim))
     spec = sfft.rfftn(w / l1, sizes, axes=axes)
-    with np.errstate(under="ignore", over="ignore"):
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):  # the caller checks
         spec = spec**n
         mag = float(np.mean(np.abs(spec)))
         values = sfft.irfftn(spec, sizes, axes=axes)
-        ratio = (l1 / abs(total)) ** n
-        values = values[tuple(slice(0, s) for s in shape)] * ((l1 / total) ** n)
+        ratio = float(np.float64(l1 / abs(total)) ** n)  # inf past 1.8e308: the caller refuses
+        values = values[tuple(slice(0, s) for s in shape)] * (np.float64(l1 / total) ** n)
     big_n = math.prod(sizes)
     bound = UNIT_ROUNDOFF * (n + 3 * math.log2(big_n) + 4) * ratio * mag
+    if math.isnan(bound):
+        bound = math.inf
     return values, bound

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import fft as _sfft
 
 from ._exact import reduce_support
+from ._fft import scaled_weights
 
 __all__ = ["tilt_2d_applicable", "tilted_power_1d", "tilted_power_2d"]
 
@@ -57,7 +58,7 @@ class _TiltTable:
     def __init__(self, u: np.ndarray, n: int) -> None:
         k = len(u)
         pos = u[u > 0]
-        spread = math.log(float(pos.max()) / float(pos.min()))
+        spread = math.log(float(pos.max())) - math.log(float(pos.min()))  # no overflow
         big = math.log(n + 1) + spread + 12.0
         self.s = np.linspace(-big, big, _GRID)
         m = np.arange(k, dtype=float)
@@ -185,7 +186,7 @@ def tilted_power_1d(weights: np.ndarray, n: int, *, log: bool = False) -> np.nda
     Returns:
         A float64 array of length $n(k-1)+1$.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = scaled_weights(weights)
     k = len(w)
     length = n * (k - 1) + 1
     fill = -np.inf if log else 0.0
@@ -535,7 +536,7 @@ def tilted_power_2d(weights: np.ndarray, n: int, *, log: bool = False) -> np.nda
     Chernoff bound is below $e^{-750}$ are 0. Needs `tilt_2d_applicable` (nonnegative
     weights, positive corners).
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = scaled_weights(weights)
     shape = tuple(n * (s - 1) + 1 for s in w.shape)
     out = np.full(shape, -np.inf if log else 0.0)
     rows = np.nonzero(w.any(axis=1))[0]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ._errors import ERFValueError
 
@@ -57,9 +56,13 @@ def fit_gaussian(
                 f"with non-zero weight, at least one layer)"
             )
         x = np.arange(p.shape[0]) - origin[0] - mu
-        g = np.exp(-0.5 * x * x / var) / math.sqrt(2 * math.pi * var)
+        with np.errstate(over="ignore", under="ignore"):  # tiny variances: exp(-inf) = 0
+            g = np.exp(-0.5 * x * x / var) / math.sqrt(2 * math.pi * var)
         cdf = np.cumsum(p)
-        z = x / math.sqrt(var)
+        with np.errstate(over="ignore"):
+            z = x / math.sqrt(var)
+        from scipy import special  # lazily: importing scipy.special costs ~0.3 s
+
         phi = special.ndtr(z)
         prev = np.concatenate([[0.0], cdf[:-1]])
         ks = float(max(np.max(np.abs(cdf - phi)), np.max(np.abs(prev - phi))))
@@ -78,8 +81,13 @@ def fit_gaussian(
     inv = np.linalg.inv(cov)
     a = np.arange(p.shape[0])[:, None] - origin[0] - mu2[0]
     b = np.arange(p.shape[1])[None, :] - origin[1] - mu2[1]
-    q = inv[0, 0] * a * a + 2 * inv[0, 1] * a * b + inv[1, 1] * b * b
-    g = np.exp(-0.5 * q) / (2 * math.pi * math.sqrt(det))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        q = inv[0, 0] * a * a + 2 * inv[0, 1] * a * b + inv[1, 1] * b * b
+        g = np.exp(-0.5 * q) / (2 * math.pi * math.sqrt(det))
+    if not np.all(np.isfinite(g)):
+        raise ERFValueError(
+            f"the covariance {cov.tolist()} is too close to singular for a float64 Gaussian"
+        )
     return GaussianFit(
         (float(mu2[0]), float(mu2[1])),
         cov,

@@ -12,36 +12,127 @@ Weights keep their exact type. The *domain* of a kernel is the narrowest of
   or ``"0.25"`` (parsed exactly, never evaluated);
 - ``"float"``: Python or numpy floats (finite);
 - ``"symbolic"``: sympy expressions.
+
+Refused, with an `ERFTypeError` naming the type: bools (write 0 or 1), complex numbers
+(Python, numpy or sympy: the ERF is of real weights), dicts and sets (their order is not
+the taps' order), numpy arrays of complex, structured or datetime dtype. Non-finite
+weights are an `ERFValueError`. Iterators and generators are read once, into a list.
+Integers of any size work; `format_value` prints them without Python's 4300-digit
+limit on ``int`` ↔ ``str`` conversion.
 """
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import math
 import numbers
+import operator
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence, Set
 from fractions import Fraction
 from typing import Any, Literal
 
+import gmpy2
+
 from ._errors import ERFTypeError, ERFValueError
 
-__all__ = ["Kernel", "parse_weight"]
+__all__ = ["Kernel", "format_value", "parse_weight"]
 
 Domain = Literal["integer", "rational", "float", "symbolic"]
 _DOMAIN_ORDER: dict[str, int] = {"integer": 0, "rational": 1, "float": 2, "symbolic": 3}
 
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d+))?$")
-_RATIO = re.compile(r"^[+-]?\d+/\d+$")
-_MAX_TEXT = 4000
-_MAX_EXPONENT = 400
+_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$", re.ASCII)
+_RATIO = re.compile(r"^([+-]?)(\d+)/(\d+)$", re.ASCII)
+MAX_DIGITS = 100_000
+"""The most decimal digits the numerator or the denominator of a weight written as text may
+have (``"1e-400"`` has a denominator of 401 digits); more is refused before anything is built."""
+_MAX_TEXT = 2 * MAX_DIGITS + 32
+_SHORT_DIGITS = 40
+
+
+# ---------------------------------------------------------------- text of huge numbers
+@contextlib.contextmanager
+def unlimited_int_digits() -> Iterator[None]:
+    """Lift Python's limit on ``int`` ↔ ``str`` conversion (4300 digits) inside the block.
+
+    Used around sympy's printer, which converts its integers with ``str``. Ints and
+    Fractions are formatted by `format_value` through gmpy2 instead, which has no limit
+    and is subquadratic.
+    """
+    get = getattr(sys, "get_int_max_str_digits", None)
+    if get is None:  # pragma: no cover - Python < 3.11 has no limit
+        yield
+        return
+    old = get()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(old)
+
+
+def _int_text(x: int, short: bool) -> str:
+    text = gmpy2.mpz(x).digits(10)
+    if short:
+        digits = len(text) - (text[0] == "-")
+        if digits > _SHORT_DIGITS:
+            sign = "-" if text[0] == "-" else ""
+            body = text.lstrip("-")
+            return f"{sign}{body[:8]}…{body[-4:]} ({digits} digits)"
+    return text
+
+
+def format_value(x: Any, short: bool = False) -> str:
+    """Text of a weight or a value (int, Fraction, float, sympy, or tuples/lists of them).
+
+    Works for integers of any size (Python refuses ``str`` of ints above 4300 digits).
+    With ``short=True`` ints of more than 40 digits are abbreviated, as in error
+    messages, and long sympy expressions are cut.
+
+    Example:
+        >>> format_value(Fraction(-3, 4)), format_value((1, 2.5))
+        ('-3/4', '(1, 2.5)')
+        >>> format_value(10**5000, short=True)
+        '10000000…0000 (5001 digits)'
+    """
+    if isinstance(x, bool) or x is None:
+        return repr(x)
+    if isinstance(x, int):
+        return _int_text(x, short)
+    if isinstance(x, Fraction):
+        num = _int_text(x.numerator, short)
+        return num if x.denominator == 1 else f"{num}/{_int_text(x.denominator, short)}"
+    if isinstance(x, float):
+        return repr(x)
+    if isinstance(x, tuple):
+        inner = ", ".join(format_value(v, short) for v in x)
+        return f"({inner},)" if len(x) == 1 else f"({inner})"
+    if isinstance(x, list):
+        return "[" + ", ".join(format_value(v, short) for v in x) + "]"
+    if isinstance(x, str):
+        if short and len(x) > 60:
+            return repr(x[:40]) + f"… ({len(x)} characters)"
+        return repr(x)
+    try:
+        with unlimited_int_digits():
+            text = str(x)
+    except Exception:  # an object that cannot print itself
+        text = f"<{type(x).__name__}>"
+    text = " ".join(text.split())  # one line
+    if short and len(text) > 80:
+        text = text[:60] + f"… ({len(text)} characters)"
+    return text
 
 
 def parse_weight(text: str) -> int | Fraction:
     """Parse one weight written as text, exactly and without evaluating it.
 
     Accepted forms are integers (``"3"``), fractions (``"1/4"``) and decimals with an
-    optional exponent (``"0.25"``, ``"1e-3"``); the result is an `int` or a `Fraction`.
+    optional exponent (``"0.25"``, ``"1e-3"``), in ASCII digits; the result is an `int` or
+    a `Fraction`. Integers of any length up to `MAX_DIGITS` digits work (Python's own
+    ``int(str)`` stops at 4300).
 
     Example:
         >>> parse_weight("1/4"), parse_weight("0.25"), parse_weight("-2")
@@ -51,45 +142,123 @@ def parse_weight(text: str) -> int | Fraction:
         ...
         erftheory.ERFValueError: weight 'nan' is not a finite number; write an integer, ...
     """
+    if not isinstance(text, str):
+        raise ERFTypeError(f"parse_weight takes a string, got {type(text).__name__}")
     s = text.strip()
-    good = len(s) <= _MAX_TEXT and (_RATIO.match(s) or _DECIMAL.match(s))
-    if good and _DECIMAL.match(s):
-        m = _DECIMAL.match(s)
-        assert m is not None
-        if m.group(4) is not None and abs(int(m.group(4))) > _MAX_EXPONENT:
-            raise ERFValueError(
-                f"weight {text!r} has an exponent outside ±{_MAX_EXPONENT}; rescale the kernel"
-            )
-    if not good:
+    shown = format_value(text, short=True)
+    if len(s) > _MAX_TEXT:
         raise ERFValueError(
-            f"weight {text!r} is not a finite number; write an integer, a fraction such as "
+            f"weight {shown} has too many digits, more than {MAX_DIGITS}; rescale the kernel"
+        )
+    ratio = _RATIO.match(s)
+    dec = None if ratio else _DECIMAL.match(s)
+    if ratio is None and (dec is None or not (dec.group(2) or dec.group(3))):
+        raise ERFValueError(
+            f"weight {shown} is not a finite number; write an integer, a fraction such as "
             f"'1/4' or a decimal such as '0.25'"
         )
-    if _RATIO.match(s) and int(s.split("/")[1]) == 0:
-        raise ERFValueError(f"weight {text!r} has a zero denominator")
-    value = Fraction(s)
-    return int(value) if value.denominator == 1 else value
+    if ratio is not None:
+        sign, num_digits, den_digits = ratio.groups()
+        if len(num_digits) > MAX_DIGITS or len(den_digits) > MAX_DIGITS:
+            raise ERFValueError(
+                f"weight {shown} has too many digits, more than {MAX_DIGITS}; rescale the kernel"
+            )
+        num, den = int(gmpy2.mpz(num_digits)), int(gmpy2.mpz(den_digits))
+        if den == 0:
+            raise ERFValueError(f"weight {shown} has a zero denominator")
+    else:
+        assert dec is not None
+        sign, whole, frac, exp = dec.groups()
+        frac = frac or ""
+        if exp is not None and len(exp.lstrip("+-").lstrip("0")) > 12:
+            raise ERFValueError(
+                f"weight {shown} has too many digits, more than {MAX_DIGITS}; rescale the kernel"
+            )
+        shift = (int(exp) if exp else 0) - len(frac)
+        mantissa = (whole + frac).lstrip("0")
+        num_len = len(mantissa) + max(shift, 0) if mantissa else 1
+        if num_len > MAX_DIGITS or (mantissa and -shift > MAX_DIGITS):
+            raise ERFValueError(
+                f"weight {shown} has about {max(num_len, -shift)} digits, more than "
+                f"{MAX_DIGITS}; rescale the kernel"
+            )
+        num = int(gmpy2.mpz(mantissa)) if mantissa else 0
+        den = 1
+        if num and shift >= 0:
+            num *= 10**shift
+        elif num:
+            den = 10**-shift
+    if sign == "-":
+        num = -num
+    return reduced_fraction(num, den)
+
+
+def reduced_fraction(num: int, den: int) -> int | Fraction:
+    """``num / den`` in lowest terms as an int or a Fraction (gmpy2's subquadratic gcd).
+
+    ``Fraction(num, den)`` reduces with Python's gcd, which is quadratic in the digits:
+    minutes for numbers of millions of digits.
+    """
+    if den < 0:
+        num, den = -num, -den
+    if den == 0:
+        raise ZeroDivisionError("zero denominator")
+    g = gmpy2.gcd(num, den)
+    if g != 1:  # gmpy2: Python's own division is quadratic in the digits too
+        num, den = int(gmpy2.divexact(num, g)), int(gmpy2.divexact(den, g))
+    if den == 1:
+        return num
+    return coprime_fraction(num, den)
+
+
+def coprime_fraction(num: int, den: int) -> Fraction:
+    """The Fraction ``num / den`` for coprime ``num`` and ``den > 0``, built without a gcd."""
+    make = getattr(Fraction, "_from_coprime_ints", None)
+    if make is not None:  # Python >= 3.12
+        return make(num, den)  # type: ignore[no-any-return]
+    return Fraction(num, den, _normalize=False)  # type: ignore[call-overload]  # Python 3.11
 
 
 def _sympy_weight(x: Any) -> tuple[Any, str]:
     import sympy
 
     if not isinstance(x, sympy.Expr):
-        raise ERFTypeError(f"weight {x!r} of type {type(x).__name__} is not a sympy expression")
+        raise ERFTypeError(
+            f"weight {format_value(x, short=True)} of type {type(x).__name__} is not a sympy "
+            f"expression"
+        )
     if x.is_Integer:
         return int(x), "integer"
     if x.is_Rational:
-        return Fraction(int(x.p), int(x.q)), "rational"
+        return reduced_fraction(int(x.p), int(x.q)), "rational"
     if x.is_Float:
-        return _float_weight(float(x)), "float"
+        return _float_weight(float(x), x), "float"
     if x.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
-        raise ERFValueError(f"weight {x} is not finite")
+        raise ERFValueError(f"weight {format_value(x, short=True)} is not finite")
+    if x.has(sympy.I) or x.is_extended_real is False:
+        # Complex: the ERF is of real weights. A number that is real after all
+        # ((1 + I)*(1 - I)) is read as its real part.
+        if x.is_number and sympy.im(x) == 0:
+            return _sympy_weight(sympy.re(x))
+        raise ERFTypeError(
+            f"weight {format_value(x, short=True)} is complex (it holds I), which is not "
+            f"supported: the ERF is defined for real weights"
+        )
     return x, "symbolic"
 
 
-def _float_weight(x: float) -> float:
+def _is_sympy(x: Any) -> bool:
+    """A sympy object (without importing sympy: if it is not loaded, ``x`` is not one)."""
+    sympy = sys.modules.get("sympy")
+    return sympy is not None and isinstance(x, sympy.Basic)
+
+
+def _float_weight(x: float, original: Any = None) -> float:
     if not math.isfinite(x):
-        raise ERFValueError(f"weight {x!r} is not finite; weights must be finite numbers")
+        shown = format_value(x if original is None else original, short=True)
+        raise ERFValueError(
+            f"weight {shown} is not finite in float64; weights must be finite numbers"
+        )
     return float(x)
 
 
@@ -105,21 +274,29 @@ def _convert(x: Any) -> tuple[Any, str]:
     if isinstance(x, Fraction):
         return (int(x), "integer") if x.denominator == 1 else (x, "rational")
     if isinstance(x, numbers.Rational):
-        f = Fraction(int(x.numerator), int(x.denominator))
-        return (int(f), "integer") if f.denominator == 1 else (f, "rational")
+        f = reduced_fraction(int(x.numerator), int(x.denominator))
+        return (f, "integer") if isinstance(f, int) else (f, "rational")
     if isinstance(x, decimal.Decimal):
         if not x.is_finite():
             raise ERFValueError(f"weight {x!r} is not finite; weights must be finite numbers")
-        return parse_weight(str(x)), "rational"
+        v = parse_weight(str(x))
+        return v, "integer" if isinstance(v, int) else "rational"
     if isinstance(x, float) or (isinstance(x, numbers.Real) and type(x).__module__ == "numpy"):
-        return _float_weight(float(x)), "float"
-    if type(x).__module__.startswith("sympy"):
+        return _float_weight(float(x), x), "float"
+    if _is_sympy(x):
         return _sympy_weight(x)
     if isinstance(x, numbers.Real):
-        return _float_weight(float(x)), "float"
+        return _float_weight(float(x), x), "float"
+    if isinstance(x, numbers.Complex):
+        raise ERFTypeError(
+            f"weight {format_value(x, short=True)} of type {type(x).__name__} is complex, "
+            f"which is not supported: the ERF is defined for real weights"
+        )
+    if hasattr(x, "__index__") and not isinstance(x, (bytes, bytearray)):
+        return operator.index(x), "integer"  # python-flint's fmpz and the like
     raise ERFTypeError(
-        f"weight {x!r} of type {type(x).__name__} is not supported; use int, Fraction, "
-        f"a string such as '1/4', float, or a sympy expression"
+        f"weight {format_value(x, short=True)} of type {type(x).__name__} is not supported; "
+        f"use int, Fraction, a string such as '1/4', float, or a sympy expression"
     )
 
 
@@ -135,19 +312,75 @@ def to_sympy(value: Any) -> Any:
         return sympy.Integer(value)
     if isinstance(value, float):
         return sympy.Float(value)
-    raise ERFTypeError(f"{value!r} of type {type(value).__name__} is not a weight")
+    raise ERFTypeError(
+        f"{format_value(value, short=True)} of type {type(value).__name__} is not a weight"
+    )
 
 
 def _cast(values: list[Any], domain: str) -> list[Any]:
     if domain == "float":
-        return [float(v) for v in values]
+        out = []
+        for v in values:
+            f = _to_float(Fraction(v)) if not isinstance(v, float) else v
+            if not math.isfinite(f) or (f == 0 and v != 0):
+                raise ERFValueError(
+                    f"weight {format_value(v, short=True)} is beyond float64's range, and the "
+                    f"kernel is read as float because it has float weights; write every weight "
+                    f"exactly (ints, Fractions or strings such as '1e-400') or rescale the kernel"
+                )
+            out.append(f)
+        return out
     if domain == "symbolic":
         return [to_sympy(v) for v in values]
     return values
 
 
 def _is_scalar(x: Any) -> bool:
-    return isinstance(x, (str, numbers.Number)) or not hasattr(x, "__len__")
+    """A weight rather than a row: numbers, strings, sympy expressions, 0-d arrays.
+
+    Anything else that can be iterated (lists, tuples, ranges, generators, 1-D arrays) is
+    a row; `_unordered` refuses dicts and sets first.
+    """
+    if isinstance(x, (str, bytes, bytearray, numbers.Number)):
+        return True
+    if getattr(x, "ndim", None) == 0:
+        return True
+    if _is_sympy(x) and not hasattr(x, "__len__"):
+        return True
+    return not hasattr(x, "__iter__")
+
+
+def _unordered(x: Any, what: str) -> None:
+    """Refuse dicts and sets: their iteration order is not an order of taps."""
+    if isinstance(x, (Mapping, Set)):
+        raise ERFTypeError(
+            f"{what} must be an ordered sequence (list, tuple or array), got a "
+            f"{type(x).__name__}: its order is not the order of the taps"
+        )
+
+
+def _array_items(weights: Any) -> Any:
+    """A numpy (or torch) array as nested lists, after checking its shape and dtype."""
+    if weights.ndim not in (1, 2):
+        raise ERFValueError(f"a kernel must be 1-D or 2-D, got an array with ndim={weights.ndim}")
+    dtype = getattr(weights, "dtype", None)
+    kind = getattr(dtype, "kind", None)
+    if getattr(dtype, "fields", None) is not None or kind in ("c", "M", "m", "V"):
+        what = {"c": "complex", "M": "datetime", "m": "timedelta"}.get(str(kind), "structured")
+        raise ERFTypeError(
+            f"a kernel cannot be read from an array of {what} dtype {dtype}; the ERF is of "
+            f"real weights: pass an array of ints or floats"
+        )
+    if getattr(dtype, "is_complex", False):  # torch
+        raise ERFTypeError(f"a kernel cannot be read from a complex tensor ({dtype})")
+    return weights.tolist()
+
+
+def _scalar_value(x: Any) -> Any:
+    """A 0-d array as the number it holds."""
+    if getattr(x, "ndim", None) == 0 and hasattr(x, "item") and not isinstance(x, numbers.Number):
+        return x.item()
+    return x
 
 
 class Kernel:
@@ -186,46 +419,50 @@ class Kernel:
             self._flat, self._shape, self._domain = weights._flat, weights._shape, weights._domain
             self._anchor = weights._anchor if anchor is None else self._check_anchor(anchor)
             return
-        if isinstance(weights, (str, bytes)):
+        if isinstance(weights, (str, bytes, bytearray)):
+            shown = format_value(weights, short=True) if isinstance(weights, str) else "bytes"
             raise ERFTypeError(
-                f"weights must be a sequence, not the string {weights!r}; "
-                f"use Kernel.parse({weights!r}) to read '1,2,1' or '1,1;1,1'"
+                f"weights must be a sequence, not the string {shown}; "
+                f"use Kernel.parse({shown}) to read '1,2,1' or '1,1;1,1'"
             )
+        _unordered(weights, "weights")
         if hasattr(weights, "tolist") and hasattr(weights, "ndim"):  # numpy array
-            if weights.ndim not in (1, 2):
-                raise ERFValueError(
-                    f"a kernel must be 1-D or 2-D, got an array with ndim={weights.ndim}"
-                )
-            weights = weights.tolist()
+            weights = _array_items(weights)
         try:
-            items = list(weights)
+            items = list(weights)  # an iterator is read once, here
         except TypeError:
             raise ERFTypeError(
                 f"weights must be a sequence of numbers or of rows, got {type(weights).__name__}"
             ) from None
         if not items:
             raise ERFValueError("kernel is empty; give at least one weight")
+        for i, x in enumerate(items):
+            _unordered(x, f"kernel row {i}")
         if all(_is_scalar(x) for x in items):
-            rows = [items]
+            rows = [[_scalar_value(x) for x in items]]
             ndim = 1
         elif not any(_is_scalar(x) for x in items):
-            if any(isinstance(r, (str, bytes)) for r in items):
-                raise ERFTypeError("a 2-D kernel's rows must be sequences of weights")
-            rows = [list(r) for r in items]
+            rows = []
+            for r in items:
+                if hasattr(r, "tolist") and hasattr(r, "ndim"):
+                    r = _array_items(r)
+                rows.append(list(r))
             ndim = 2
-            width = len(rows[0])  # type: ignore[arg-type]
+            width = len(rows[0])
             if width == 0:
                 raise ERFValueError("kernel row 0 is empty; every row needs at least one weight")
             for i, r in enumerate(rows):
-                assert r is not None
                 if len(r) != width:
                     raise ERFValueError(
                         f"kernel rows are ragged: row 0 has {width} weights, row {i} has {len(r)}"
                     )
+                for x in r:
+                    _unordered(x, f"a weight of kernel row {i}")
                 if not all(_is_scalar(x) for x in r):
                     raise ERFValueError(
                         f"kernel row {i} holds a nested sequence; kernels are 1-D or 2-D only"
                     )
+                rows[i] = [_scalar_value(x) for x in r]
         else:
             raise ERFValueError("kernel mixes numbers and rows; give a flat list or a list of rows")
         flat: list[Any] = []
@@ -271,7 +508,10 @@ class Kernel:
         for i, r in enumerate(rows):
             cells = [c for c in r.split(",")]
             if any(not c.strip() for c in cells):
-                raise ERFValueError(f"kernel row {i} ({r!r}) has an empty weight; write '1,2,1'")
+                raise ERFValueError(
+                    f"kernel row {i} ({format_value(r, short=True)}) has an empty weight; "
+                    f"write '1,2,1'"
+                )
             parsed.append([parse_weight(c) for c in cells])
         return cls(parsed[0] if len(parsed) == 1 else parsed, anchor=anchor)
 
@@ -283,17 +523,24 @@ class Kernel:
             >>> Kernel.uniform(3).weights, Kernel.uniform((2, 2)).shape
             ((1, 1, 1), (2, 2))
         """
-        if isinstance(size, int) and not isinstance(size, bool):
+        from . import _config
+
+        bad = f"size must be a positive int or a pair of them, got {format_value(size, short=True)}"
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
             _check_positive(size, "size")
-            return cls([1] * size)
-        if isinstance(size, bool):
-            raise ERFValueError(f"size must be an int or a pair, got {size!r}")
-        dims = tuple(size)
+            _config.check_size(64.0 * min(int(size), 2**80), "the uniform kernel", "use fewer taps")
+            return cls([1] * int(size))
+        if isinstance(size, (bool, str, bytes)) or not hasattr(size, "__iter__"):
+            raise ERFValueError(bad)
+        dims = tuple(size)  # type: ignore[arg-type]  # an iterable, checked above
         if len(dims) != 2:
-            raise ERFValueError(f"size must be an int or a pair, got {size!r}")
+            raise ERFValueError(bad)
         for d in dims:
             _check_positive(d, "size")
-        return cls([[1] * dims[1] for _ in range(dims[0])])
+        _config.check_size(
+            64.0 * min(int(dims[0]) * int(dims[1]), 2**80), "the uniform kernel", "use fewer taps"
+        )
+        return cls([[1] * int(dims[1]) for _ in range(int(dims[0]))])
 
     def _check_anchor(self, anchor: Any) -> tuple[int, ...]:
         if anchor is None:
@@ -305,19 +552,22 @@ class Kernel:
                 values = tuple(anchor)
             except TypeError:
                 raise ERFTypeError(
-                    f"anchor must be an int or a tuple of ints, got {anchor!r}"
+                    f"anchor must be an int or a tuple of ints, got "
+                    f"{format_value(anchor, short=True)}"
                 ) from None
             if len(values) != len(self._shape) or not all(
                 isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in values
             ):
                 raise ERFValueError(
-                    f"anchor {anchor!r} must give one int per axis ({len(self._shape)} here)"
+                    f"anchor {format_value(anchor, short=True)} must give one int per axis "
+                    f"({len(self._shape)} here)"
                 )
             values = tuple(int(a) for a in values)
         for a, k in zip(values, self._shape, strict=True):
             if not 0 <= a < k:
                 raise ERFValueError(
-                    f"anchor {anchor!r} is outside the kernel: valid taps are 0..{k - 1}"
+                    f"anchor {format_value(anchor, short=True)} is outside the kernel: valid taps "
+                    f"are 0..{k - 1}"
                 )
         return values
 
@@ -378,7 +628,10 @@ class Kernel:
 
             return sympy.Add(*self._flat)
         if self._domain == "float":
-            return math.fsum(self._flat)
+            try:
+                return math.fsum(self._flat)
+            except OverflowError:  # an intermediate sum passed 1.8e308: add exactly
+                return _to_float(sum((Fraction(x) for x in self._flat), Fraction(0)))
         return sum(self._flat, 0)
 
     @property
@@ -416,9 +669,10 @@ class Kernel:
         i0, j0 = pivot
         col = [w[i][j0] for i in range(k1)]
         if self._domain == "float":
-            scale = max(abs(x) for x in self._flat)
+            scale = max(abs(x) for x in self._flat)  # > 0: the pivot is non-zero
+            s = [[x / scale for x in r] for r in w]  # products of weights near 1e308 overflow
             ok = all(
-                abs(w[i][j] * w[i0][j0] - w[i][j0] * w[i0][j]) <= 1e-12 * scale * scale
+                abs(s[i][j] * s[i0][j0] - s[i][j0] * s[i0][j]) <= 1e-12
                 for i in range(k1)
                 for j in range(k2)
             )
@@ -463,43 +717,75 @@ class Kernel:
         return self._raw_moments()[1]
 
     def _raw_moments(self) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
-        total = self.total
-        if _is_zero(total, self._domain):
+        if self._domain == "symbolic":
+            return self._symbolic_moments()
+        # Exactly, in integer form (floats are dyadic rationals): moments are invariant
+        # under scaling the weights, so nothing overflows whatever their magnitude, and
+        # float kernels get correctly rounded moments.
+        exact = [Fraction(x) for x in self._flat]
+        den = 1
+        for x in exact:
+            den = math.lcm(den, x.denominator)
+        ints = [int(x * den) for x in exact]
+        total = sum(ints)
+        if total == 0:
             raise ERFValueError(
-                f"the kernel's weights sum to zero ({self.weights}); normalised quantities "
-                f"(mean, variance, normalized profile) need a non-zero sum"
+                f"the kernel's weights sum to zero ({format_value(self.weights, short=True)}); "
+                f"normalised quantities (mean, variance, normalized profile) need a non-zero sum"
             )
         k = self._shape
-        idx = [divmod(i, k[1]) if len(k) == 2 else (i,) for i in range(len(self._flat))]
         d = len(k)
-        div = _divider(self._domain, total)
-        first = [
-            div(
-                sum((w * (p[a] - self._anchor[a]) for w, p in zip(self._flat, idx, strict=True)), 0)
-            )
-            for a in range(d)
-        ]
+        idx = [divmod(i, k[1]) if d == 2 else (i,) for i in range(len(ints))]
+        pos = [tuple(p[a] - self._anchor[a] for a in range(d)) for p in idx]
+        s1 = [sum(w * p[a] for w, p in zip(ints, pos, strict=True)) for a in range(d)]
+        first = [_ratio(s, total) for s in s1]
         second = [
             [
-                div(
-                    sum(
-                        (
-                            w * (p[a] - self._anchor[a]) * (p[b] - self._anchor[b])
-                            for w, p in zip(self._flat, idx, strict=True)
-                        ),
-                        0,
-                    )
-                )
+                _ratio(sum(w * p[a] * p[b] for w, p in zip(ints, pos, strict=True)), total)
                 - first[a] * first[b]
                 for b in range(d)
             ]
             for a in range(d)
         ]
-        if self._domain == "symbolic":
-            import sympy
+        if self._domain == "float":
+            return tuple(_to_float(x) for x in first), tuple(
+                tuple(_to_float(x) for x in r) for r in second
+            )
+        return tuple(first), tuple(tuple(r) for r in second)
 
-            first = [sympy.simplify(x) for x in first]
-            second = [[sympy.simplify(x) for x in r] for r in second]
+    def _symbolic_moments(self) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
+        import sympy
+
+        total = self.total
+        if _is_zero(total, self._domain):
+            raise ERFValueError(
+                f"the kernel's weights sum to zero ({format_value(self.weights, short=True)}); "
+                f"normalised quantities (mean, variance, normalized profile) need a non-zero sum"
+            )
+        k = self._shape
+        d = len(k)
+        idx = [divmod(i, k[1]) if d == 2 else (i,) for i in range(len(self._flat))]
+        first = [
+            sympy.Add(*[w * (p[a] - self._anchor[a]) for w, p in zip(self._flat, idx, strict=True)])
+            / total
+            for a in range(d)
+        ]
+        second = [
+            [
+                sympy.Add(
+                    *[
+                        w * (p[a] - self._anchor[a]) * (p[b] - self._anchor[b])
+                        for w, p in zip(self._flat, idx, strict=True)
+                    ]
+                )
+                / total
+                - first[a] * first[b]
+                for b in range(d)
+            ]
+            for a in range(d)
+        ]
+        first = [sympy.simplify(x) for x in first]
+        second = [[sympy.simplify(x) for x in r] for r in second]
         return tuple(first), tuple(tuple(r) for r in second)
 
     # ------------------------------------------------------------------ dunder
@@ -513,19 +799,35 @@ class Kernel:
 
     def __repr__(self) -> str:
         w = self.weights
-        show = [_show(x) for x in w] if self.ndim == 1 else [[_show(x) for x in r] for r in w]
+        if self.ndim == 1:
+            show = "[" + ", ".join(format_value(x) for x in w) + "]"
+        else:
+            show = "[" + ", ".join("[" + ", ".join(format_value(x) for x in r) + "]" for r in w)
+            show += "]"
         default = tuple((k - 1) // 2 for k in self._shape)
         anchor = "" if self._anchor == default else f", anchor={self.anchor!r}"
-        return f"Kernel({show!r}{anchor})".replace("'", "")
+        return f"Kernel({show}{anchor})"
 
 
-def _show(x: Any) -> str:
-    return str(x) if not isinstance(x, float) else repr(x)
+def _ratio(a: int, b: int) -> Fraction:
+    """``Fraction(a, b)`` reduced with gmpy2 (fast for numbers of any size)."""
+    r = reduced_fraction(a, b)
+    return r if isinstance(r, Fraction) else Fraction(r)
+
+
+def _to_float(x: Fraction) -> float:
+    """``float(x)``, correctly rounded, with ±inf where it is beyond float64's range."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
 
 
 def _check_positive(value: Any, name: str) -> None:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ERFValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ERFValueError(
+            f"{name} must be a positive integer, got {format_value(value, short=True)}"
+        )
 
 
 def _is_zero(x: Any, domain: str) -> bool:
@@ -543,11 +845,3 @@ def _exact_div(a: Any, b: Any, domain: str) -> Any:
         return sympy.simplify(a / b)
     q = Fraction(a) / Fraction(b)
     return int(q) if q.denominator == 1 else q
-
-
-def _divider(domain: str, total: Any) -> Any:
-    if domain == "float":
-        return lambda x: x / total
-    if domain == "symbolic":
-        return lambda x: x / total
-    return lambda x: Fraction(x) / Fraction(total)

@@ -21,6 +21,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any, Literal
 
+import gmpy2
 import numpy as np
 
 from . import _config, _exact, measures
@@ -36,25 +37,30 @@ from ._engines import (
 from ._engines import tilt_applicable as _tilt_applicable
 from ._errors import ERFTypeError, ERFValueError
 from .gaussian import GaussianFit, fit_gaussian
-from .kernel import Kernel, to_sympy
+from .kernel import Kernel, coprime_fraction, format_value, reduced_fraction, to_sympy
 
 __all__ = ["Profile", "profile"]
 
 Method = Literal["auto", "exact", "fft", "float", "arb", "symbolic"]
 METHODS = METHOD_NAMES
 
-_SYMBOLIC_MAX_TERMS = 200_000
-# Above this many bytes of big-integer data, streaming exact normalisation would
-# take minutes (measured ~0.4 s per GiB streamed with k = 3 on 2 cores): refuse.
-_STREAM_MAX_BYTES = 64 * 1024**3
+_SYMBOLIC_MAX_TERMS = 100_000  # sympy builds about 5000 terms per second: 20 s at most
+MAX_DPS = 100_000
+"""The most decimal digits ``method='arb'`` takes."""
 
 
 def check_layers(layers: Any, name: str = "layers") -> int:
     """Validate a layer count: a non-negative int (not a bool)."""
     if isinstance(layers, bool) or not isinstance(layers, numbers.Integral):
-        raise ERFTypeError(f"{name} must be a non-negative integer (0, 1, 2, ...), got {layers!r}")
+        raise ERFTypeError(
+            f"{name} must be a non-negative integer (0, 1, 2, ...), got "
+            f"{format_value(layers, short=True)} of type {type(layers).__name__}"
+        )
     if layers < 0:
-        raise ERFValueError(f"{name} must be a non-negative integer (0, 1, 2, ...), got {layers!r}")
+        raise ERFValueError(
+            f"{name} must be a non-negative integer (0, 1, 2, ...), got "
+            f"{format_value(int(layers), short=True)}"
+        )
     return int(layers)
 
 
@@ -101,10 +107,17 @@ def profile(
             rows = [exact[i * k.shape[1] : (i + 1) * k.shape[1]] for i in range(k.shape[0])]
         k = Kernel(rows, anchor=k.anchors)
     if dps is not None:
+        shown = format_value(dps, short=True)
         if engine != "arb":
-            raise ERFValueError(f"dps={dps!r} is only used by method='arb'; got method={method!r}")
+            raise ERFValueError(f"dps={shown} is only used by method='arb'; got method={method!r}")
         if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps <= 0:
-            raise ERFValueError(f"dps must be a positive integer (decimal digits), got {dps!r}")
+            raise ERFValueError(f"dps must be a positive integer (decimal digits), got {shown}")
+        if dps > MAX_DPS:
+            raise ERFValueError(
+                f"dps must be at most {MAX_DPS} decimal digits, got {shown}; the arb engine's "
+                f"cost grows with the precision"
+            )
+        dps = int(dps)
     elif engine == "arb":
         dps = DEFAULT_DPS
     return Profile(k, n, engine, dps=dps, reason=reason)
@@ -177,6 +190,17 @@ class Profile:
     def coefficient(self, *index: int) -> Any:
         """One coefficient by array index (one index in 1-D, two in 2-D).
 
+        Exact 1-D profiles answer without the other coefficients where they can
+        (`erftheory._exact.single_coefficient`: binomial powers such as $[1, 2, 1]$ by
+        $\binom{2n}{t}$, equal taps by binary splitting, else Miller's recurrence up to
+        $t$), after a memory and work estimate: $[1, 1, 1]$ at $n = 10^6$ (1.6 million
+        bits) takes about 2 s; what would take minutes is a `SizeLimitError` up front.
+
+        Raises:
+            ERFTypeError: an index is not an integer.
+            ERFValueError: wrong number of indices, or outside `shape`.
+            SizeLimitError: the value would need more memory or work than the limits allow.
+
         Example:
             >>> from erftheory import Kernel, profile
             >>> profile(Kernel([1, 1]), layers=10).coefficient(5)   # C(10, 5)
@@ -185,12 +209,24 @@ class Profile:
         return self._data.coefficient(self._checked_index(index, "coefficient"))
 
     def _checked_index(self, index: tuple[int, ...], method: str) -> tuple[int, ...]:
-        """``index`` as ints after checking its length and range (ERFValueError otherwise)."""
+        """``index`` as ints after checking its length, type and range.
+
+        A wrong count or an index outside the shape is an `ERFValueError`; an index that is
+        not an integer (a float, a bool, a string) an `ERFTypeError`.
+        """
+        shown = format_value(index, short=True)
         if len(index) != self.ndim:
-            raise ERFValueError(f"{method}() takes {self.ndim} index(es), got {index!r}")
+            raise ERFValueError(f"{method}() takes {self.ndim} index(es), got {shown}")
         for i, s in zip(index, self.shape, strict=True):
-            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < s:
-                raise ERFValueError(f"index {index!r} is outside the profile's shape {self.shape}")
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+                raise ERFTypeError(
+                    f"{method}() takes integer indices, got {shown} (a {type(i).__name__})"
+                )
+            if not 0 <= i < s:
+                raise ERFValueError(
+                    f"index {shown} is outside the profile's shape "
+                    f"{format_value(self.shape, short=True)}"
+                )
         return tuple(int(i) for i in index)
 
     @property
@@ -201,9 +237,19 @@ class Profile:
             with np.errstate(over="ignore"):
                 return float(np.float64(t) ** self.layers)
         if self.method == "symbolic":
-            return to_sympy(t) ** self.layers
-        if isinstance(t, Fraction):
-            return Fraction(
+            import sympy
+
+            if self.kernel.domain == "symbolic":
+                # Unevaluated past small n: sqrt(2)**(10**12) would be built as 2**(5*10**11).
+                base = to_sympy(t)
+                return (
+                    base**self.layers
+                    if self.layers <= 64
+                    else sympy.Pow(base, self.layers, evaluate=False)
+                )
+            return _sympy_number(_numeric_total(self.kernel, self.layers))
+        if isinstance(t, Fraction):  # coprime stays coprime: no gcd of the huge powers
+            return coprime_fraction(
                 _checked_power(t.numerator, self.layers), _checked_power(t.denominator, self.layers)
             )
         return _checked_power(t, self.layers)
@@ -218,8 +264,12 @@ class Profile:
                 tuple(tuple(float(x) for x in r) for r in raw[1]),
             )
         n = self.layers
-        mean = tuple(n * x for x in raw[0])
-        cov = tuple(tuple(n * x for x in r) for r in raw[1])
+
+        def scaled(x: Any) -> Any:  # floats: inf past float64's range, not OverflowError
+            return _exact.mul(n, x) if isinstance(x, float) else n * x
+
+        mean = tuple(scaled(x) for x in raw[0])
+        cov = tuple(tuple(scaled(x) for x in r) for r in raw[1])
         if self.method == "symbolic":
             import sympy
 
@@ -254,15 +304,30 @@ class Profile:
         """Standard deviation(s) as float: the paper's one-σ ERF radius (Section 2.3)."""
         v = self.variance
         values = (v,) if self.ndim == 1 else v
+        if self.kernel.domain == "symbolic":
+            raise ERFTypeError(
+                f"std needs numbers; this profile's variance is symbolic "
+                f"({format_value(v, short=True)}): use sympy.sqrt(profile.variance)"
+            )
         out = []
         for x in values:
-            fx = float(x)
-            if fx < 0:
+            if x < 0:
                 raise ERFValueError(
-                    f"the variance is negative ({x}): the kernel has negative weights, so the "
-                    f"normalised profile is not a distribution and has no standard deviation"
+                    f"the variance is negative ({format_value(x, short=True)}): the kernel has "
+                    f"negative weights, so the normalised profile is not a distribution and has "
+                    f"no standard deviation"
                 )
-            out.append(math.sqrt(fx))
+            fx = _exact.fl(x)
+            if math.isfinite(fx) or isinstance(x, float):
+                out.append(math.sqrt(fx))
+            else:  # beyond float64 (n = 10^400): the root is not; x = m 4^e exactly
+                f = Fraction(x)
+                e = (f.numerator.bit_length() - f.denominator.bit_length()) // 2
+                root = math.sqrt(float(f / 4**e)) if e >= 0 else math.sqrt(float(f * 4**-e))
+                try:
+                    out.append(math.ldexp(root, e))
+                except OverflowError:
+                    out.append(math.inf)
         return out[0] if self.ndim == 1 else tuple(out)
 
     std_radius = std
@@ -294,7 +359,10 @@ class Profile:
     def log_normalized(self) -> np.ndarray:
         r"""Natural logarithms of `normalized` values, computed so that nothing underflows.
 
-        ``-inf`` marks exact zeros. Exact profiles take the logarithm of each exact ratio;
+        ``-inf`` marks exact zeros. Exact profiles take the logarithm of each exact ratio
+        (where streaming the exact coefficients would pass the work limit, as for
+        $[1, 1, 1]$ at $n = 10^7$, nonnegative kernels take the ``float`` engine's tilted
+        logs instead, absolute error about $10^{-10}$, in seconds);
         the ``float`` engine returns its tilted log-values over the whole range (values far
         below float64's smallest subnormal included) with absolute error about $10^{-10}$;
         ``fft`` takes logs of its floats (noise in the tails); ``arb`` the midpoints of the
@@ -310,7 +378,7 @@ class Profile:
             >>> round(float(lp[0]), 6) == round(-20_000 * math.log(3), 6)   # 3**-20000 underflows
             True
         """
-        if self.method == "symbolic":
+        if self.kernel.domain == "symbolic":
             raise ERFTypeError("log_normalized() needs numbers; this profile is symbolic")
         if any(x < 0 for x in self.kernel.flat):
             raise ERFValueError(
@@ -355,9 +423,11 @@ class Profile:
         For a nonnegative 1-D kernel whose profile has at least
         `erftheory._arb.CAUCHY_MIN_LENGTH` entries, and while the whole power has not been
         computed, the ball comes from the Cauchy integral on the saddle-point circle
-        (`erftheory._arb.cauchy_ball`: certified quadrature, 0.01-3 s per coefficient up
-        to $n = 10^6$, $k = 101$), without the other coefficients; otherwise it is read
-        from `balls`. Either way it certainly contains the true value.
+        (`erftheory._arb.cauchy_ball`: certified quadrature, 0.01-0.3 s per coefficient up
+        to $n = 10^{15}$, $k = 101$, relative radius about $10^{-42}$ at ``dps=30``),
+        without the other coefficients; otherwise it is read from `balls`. Either way it
+        certainly contains the true value; a certificate that comes out wider than the
+        requested precision is an `ERFValueError`, never a useless ball.
 
         Example:
             >>> from erftheory import Kernel, profile
@@ -388,13 +458,31 @@ class Profile:
         return None
 
     def gaussian(self) -> GaussianFit:
-        """The Gaussian with this profile's mean and (co)variance, and distances to it."""
+        """The Gaussian with this profile's mean and (co)variance, and distances to it.
+
+        Raises:
+            ERFTypeError: the kernel is symbolic (a symbolic-method profile of a numeric
+                kernel works).
+            ERFValueError: the variance is not positive (one tap, or no layers): there is
+                no Gaussian; `summary` reports None then.
+        """
+        if self.kernel.domain == "symbolic":
+            raise ERFTypeError(
+                "gaussian() needs numbers; this profile's kernel is symbolic: substitute "
+                "values into its symbols first"
+            )
         mean, cov = self._moments
-        if self.method == "symbolic":
-            raise ERFTypeError("gaussian() needs numbers; this profile is symbolic")
         m = mean[0] if self.ndim == 1 else mean
         c = cov[0][0] if self.ndim == 1 else cov
         return fit_gaussian(self.normalized(), self._origin_tuple, m, c)
+
+    def _has_gaussian(self) -> bool:
+        """Whether the (co)variance is positive (definite): the Gaussian limit exists."""
+        cov = self._moments[1]
+        if self.ndim == 1:
+            return float(cov[0][0]) > 0
+        a, b, d = float(cov[0][0]), float(cov[0][1]), float(cov[1][1])
+        return a > 0 and d > 0 and a * d - b * b > 0
 
     # ------------------------------------------------------------ ERF sizes
     @property
@@ -421,19 +509,57 @@ class Profile:
                 one-σ radius over the RF side, Section 2.3; the geometric mean of the
                 axes in 2-D), or ``"mass"`` (centred square holding ``fraction``).
         """
-        rf = math.prod(self.shape) ** (1 / self.ndim)
         if measure == "threshold":
-            return self.threshold_size() / rf
+            return self.threshold_size() / self._rf_side()
         if measure == "mass":
-            return self.mass_size(fraction) / rf
+            return self.mass_size(fraction) / self._rf_side()
         if measure == "std":
             s = self.std
-            return (s if self.ndim == 1 else math.sqrt(s[0] * s[1])) / rf
-        raise ERFValueError(f"measure must be 'threshold', 'std' or 'mass', got {measure!r}")
+            if self.ndim == 1:
+                side = s
+            else:
+                prod = s[0] * s[1]
+                side = math.sqrt(prod) if math.isfinite(prod) else math.sqrt(s[0]) * math.sqrt(s[1])
+            rf = self._rf_side()
+            if side == 0 or math.isfinite(rf):
+                return side / rf
+            return math.exp(math.log(side) - self._log_rf_side())  # n = 10^400: no overflow
+        raise ERFValueError(
+            f"measure must be 'threshold', 'std' or 'mass', got {format_value(measure, short=True)}"
+        )
+
+    def _rf_side(self) -> float:
+        """The RF's side: its length in 1-D, the geometric mean of the two in 2-D."""
+        size = math.prod(self.shape)
+        if size < 2**1000:
+            return float(size ** (1 / self.ndim))
+        log = self._log_rf_side()
+        return math.exp(log) if log < 700 else math.inf
+
+    def _log_rf_side(self) -> float:
+        return sum(math.log(s) for s in self.shape) / self.ndim
 
     def summary(self, fractions: tuple[float, ...] = (0.2, 0.3, 0.5, 0.99)) -> dict[str, Any]:
-        """Every number the CLI prints, as plain Python values (exact ones as strings)."""
-        fit = self.gaussian()
+        """Every number the CLI prints, as plain Python values (exact ones as strings).
+
+        Parts that do not exist are None rather than an error: ``gaussian`` for a
+        degenerate profile (zero variance: one tap, or no layers); ``std`` and
+        ``erf_ratio_std`` where the variance is negative (negative weights);
+        ``threshold_size`` and ``erf_ratio`` where the centre value is not positive; and
+        every numeric part (``std``, sizes, ratios, ``gaussian``) for a symbolic kernel,
+        whose ``mean`` and ``variance`` are sympy expressions (as text). A
+        ``method='symbolic'`` profile of a numeric kernel has all of them.
+
+        Raises:
+            ERFValueError: the kernel's weights sum to zero (nothing to normalise by).
+            SizeLimitError: the normalised profile is too large to compute.
+
+        Example:
+            >>> from erftheory import Kernel, profile
+            >>> s = profile(Kernel([1]), layers=5).summary()
+            >>> s["variance"], s["std"], s["gaussian"]
+            ('0', 0.0, None)
+        """
         out: dict[str, Any] = {
             "kernel": _jsonable(self.kernel.weights),
             "anchor": self.kernel.anchor,
@@ -443,39 +569,81 @@ class Profile:
             "origin": self.origin if self.ndim == 1 else list(self.origin),
             "mean": _jsonable(self.mean),
             "variance": _jsonable(self.variance),
-            "std": self.std if self.ndim == 1 else list(self.std),
-            "rf_size": self.rf_size if self.ndim == 1 else list(self.rf_size),
-            "threshold_size": self.threshold_size(),
-            "mass_size": {f"{f:g}": self.mass_size(f) for f in fractions},
-            "erf_ratio": self.erf_ratio("threshold"),
-            "erf_ratio_std": self.erf_ratio("std"),
-            "gaussian": {
-                "max_abs_diff": fit.max_abs_diff,
-                "total_variation": fit.total_variation,
-                "kolmogorov": fit.kolmogorov,
-            },
         }
+        numeric = self.kernel.domain != "symbolic"
+        variances = (self.variance,) if self.ndim == 1 else self.variance
+        has_std = numeric and all(float(v) >= 0 for v in variances)
+        std = self.std if has_std else None
+        out["std"] = list(std) if isinstance(std, tuple) else std
+        out["rf_size"] = self.rf_size if self.ndim == 1 else list(self.rf_size)
+        if not numeric:
+            out.update(
+                threshold_size=None,
+                mass_size={f"{f:g}": None for f in fractions},
+                erf_ratio=None,
+                erf_ratio_std=None,
+                gaussian=None,
+            )
+        else:
+            values = self.normalized()
+            origin = self._origin_tuple
+            rf = self._rf_side()
+            threshold = measures.threshold_size(values, origin) if values[origin] > 0 else None
+            out["threshold_size"] = threshold
+            out["mass_size"] = {f"{f:g}": measures.mass_size(values, origin, f) for f in fractions}
+            out["erf_ratio"] = None if threshold is None else threshold / rf
+            out["erf_ratio_std"] = None if std is None else self.erf_ratio("std")
+            if self._has_gaussian():
+                fit = self.gaussian()
+                out["gaussian"] = {
+                    "max_abs_diff": fit.max_abs_diff,
+                    "total_variation": fit.total_variation,
+                    "kolmogorov": fit.kolmogorov,
+                }
+            else:
+                out["gaussian"] = None
         if self.ndim == 2:
             out["covariance"] = _jsonable(self.covariance)
         return out
 
     def __repr__(self) -> str:
-        return f"Profile({self.kernel!r}, layers={self.layers}, method={self.method!r})"
+        return (
+            f"Profile({self.kernel!r}, layers={format_value(self.layers)}, method={self.method!r})"
+        )
 
 
-def _checked_power(base: int, n: int) -> int:
-    """``base ** n`` after checking that the result fits the memory limit."""
+def _numeric_total(kernel: Kernel, n: int) -> Any:
+    r"""$(\sum_m w(m))^n$ of a numeric kernel: exact (checked) or float."""
+    t = kernel.total
+    if isinstance(t, float):
+        with np.errstate(over="ignore"):
+            return float(np.float64(t) ** n)
+    if isinstance(t, Fraction):
+        return coprime_fraction(_checked_power(t.numerator, n), _checked_power(t.denominator, n))
+    return _checked_power(t, n)
+
+
+def _checked_power(base: int, n: int, what: str = "the exact total") -> int:
+    """``base ** n`` (with gmpy2) after checking its memory and its work."""
     if abs(base) > 1:
-        _config.check_size(n * math.log2(abs(base)) / 8 + 64, "the exact total", _HINT)
-    return base**n
+        bits = _exact.mul(n, math.log2(abs(base)))
+        _exact.guard(2 * bits / 8 + 64, what, _HINT)
+        _exact.check_work(_exact.fft_work(bits), what, _HINT)
+        return int(gmpy2.mpz(base) ** n)
+    return base**n  # -1, 0 or 1: cheap at any n
 
 
 def _exact_value(c: Any, den: int, scale: int) -> Any:
     """A coefficient ``c / scale`` of an integer-form kernel with denominator ``den``."""
     if den == 1:
         return int(c)
-    f = Fraction(int(c), scale)
-    return int(f) if f.denominator == 1 else f
+    c = int(c)
+    _exact.check_work(
+        _exact.fft_work(max(c.bit_length(), scale.bit_length())),
+        "reducing the exact coefficient",
+        _HINT,
+    )
+    return reduced_fraction(c, scale)
 
 
 def _jsonable(x: Any) -> Any:
@@ -483,7 +651,7 @@ def _jsonable(x: Any) -> Any:
         return [_jsonable(v) for v in x]
     if isinstance(x, bool) or x is None or isinstance(x, float):
         return x
-    return str(x)
+    return format_value(x)  # exact text, free of Python's 4300-digit limit
 
 
 # ---------------------------------------------------------------- engines' data
@@ -507,6 +675,9 @@ def _make_data(kernel: Kernel, n: int, method: str, dps: int | None = None) -> A
 
 
 _HINT = "use profile(..., method='float') or raise erftheory.set_memory_limit()"
+# A full power below this many bytes is computed (and kept) to answer coefficient(t):
+# it costs about as much as one coefficient by the recurrence, and later reads are free.
+_SMALL_POWER = 64 * 1024**2
 
 
 class _Exact1D:
@@ -522,7 +693,7 @@ class _Exact1D:
     @property
     def bits(self) -> float:
         if self._bits is None:
-            _config.check_size(
+            _exact.guard(
                 _exact.bytes_lower_bound(len(self.ints), self.n), "the exact coefficients", _HINT
             )
             self._bits = _exact.coefficient_bits_bound(self.ints, self.n)
@@ -534,9 +705,12 @@ class _Exact1D:
 
     def poly(self) -> Any:
         if self._poly is None:
+            _exact.guard(
+                _exact.bytes_lower_bound(len(self.ints), self.n), "the exact coefficients", _HINT
+            )
             if _exact.POW_PEAK_FACTOR * self._crude_bytes() > _config.get_memory_limit():
                 # Only then is the refined (rigorous, tighter, ~5 ms) estimate worth its cost.
-                _config.check_size(
+                _exact.guard(
                     _exact.POW_PEAK_FACTOR * self.poly_bytes, "the exact coefficients", _HINT
                 )
             if self.uniform:
@@ -548,94 +722,145 @@ class _Exact1D:
     def _crude_bytes(self) -> float:
         r"""$L\,(n \log_2 \sum|w| + 2)/8 + 48L$: an upper bound above `poly_bytes`, in O(k)."""
         l1 = sum(abs(w) for w in self.ints)
-        bits = self.n * math.log2(l1) + 2 if l1 > 1 else 2.0
-        return self.length * (bits / 8 + 48)
+        bits = _exact.mul(self.n, math.log2(l1)) + 2 if l1 > 1 else 2.0
+        return _exact.mul(self.length, bits / 8 + 48)
 
     @property
     def uniform(self) -> bool:
         """Equal taps, k >= 4: the three-term recurrence beats flint's power."""
         return _exact.use_uniform_recurrence(self.ints, self.n)
 
-    def _uniform_value(self, t: int) -> int:
-        return self.ints[0] ** self.n * _exact.uniform_coefficient(len(self.ints), self.n, t)
-
     def compute(self) -> None:
         self.poly()
 
+    def _power_fits(self) -> bool:
+        """Whether the whole power is within the memory limit (refined estimate)."""
+        limit = _config.get_memory_limit()
+        if _exact.bytes_lower_bound(len(self.ints), self.n) > limit:
+            return False
+        if _exact.POW_PEAK_FACTOR * self._crude_bytes() <= limit:
+            return True
+        return _exact.POW_PEAK_FACTOR * self.poly_bytes <= limit
+
+    def _core(self) -> tuple[int, int, list[int]]:
+        return _exact.reduce_support(self.ints)
+
+    def _stream_work(self) -> float:
+        """Work of streaming every coefficient (`erftheory._exact.check_work` units)."""
+        _, _, core = self._core()
+        return _exact.stream_work(core, self.n, self.bits, self.length)
+
     def log_normalized(self) -> np.ndarray:
         require_nonzero_sum(sum(self.ints))
-        total = self.total_int()
-        _config.check_size(8.0 * self.length, "the log-profile", "use fewer layers")
-        out = np.empty(self.length)
-        try:
+        _exact.guard(_exact.mul(self.length, 8.0), "the log-profile", "use fewer layers")
+        if self._poly is not None or self._power_fits():
             p = self.poly()
             values: Any = (p[t] for t in range(self.length))
-        except _config.SizeLimitError:
+        else:
+            work = self._stream_work()
+            try:
+                _exact.check_work(work, "the exact log-profile", _HINT)
+            except _config.SizeLimitError:
+                tilted = self._tilted_log()
+                if tilted is None:
+                    raise
+                return tilted
             values = _exact.stream_power_1d(self.ints, self.n)
-        log_total = _exact.log_abs(total)
+        log_total = _exact.log_abs(self.total_int())
+        out = np.empty(self.length)
         for t, c in enumerate(values):
             out[t] = _exact.log_abs(c) - log_total if c != 0 else -math.inf
         return out
 
+    def _tilted_log(self) -> np.ndarray | None:
+        """The ``float`` engine's tilted logs (absolute error about 1e-10), where the weights
+        are nonnegative and float64 holds their ratios; else None."""
+        from ._float import tilted_power_1d
+
+        if any(w < 0 for w in self.ints):
+            return None
+        big = max(self.ints)
+        if any(0 < w and w.bit_length() < big.bit_length() - 1000 for w in self.ints):
+            return None  # a ratio below 2**-1000: float64 would drop or blur it
+        shift = max(0, big.bit_length() - 1000)
+        weights = np.array([float(w >> shift) if shift else float(w) for w in self.ints])
+        return tilted_power_1d(weights, self.n, log=True)
+
     @cached_property
     def scale(self) -> int:
         """$D^n$: the common denominator of the coefficients."""
-        return _checked_power(self.den, self.n)
+        return _checked_power(self.den, self.n, "the common denominator D**n")
 
     def _value(self, c: Any) -> Any:
         return _exact_value(c, self.den, self.scale if self.den != 1 else 1)
 
     def coefficients(self) -> list[Any]:
-        _config.check_size(
-            _exact.POW_PEAK_FACTOR * self.poly_bytes + _exact.python_bytes(self.bits, self.length),
+        _exact.guard(
+            _exact.bytes_lower_bound(len(self.ints), self.n), "the exact coefficients", _HINT
+        )
+        bits = self.bits
+        den_bits = _exact.mul(self.length, _exact.mul(self.n, math.log2(self.den)))
+        _exact.guard(
+            _exact.POW_PEAK_FACTOR * self.poly_bytes
+            + _exact.python_bytes(bits + den_bits, self.length),
             "the exact coefficients",
             _HINT,
         )
+        if self.den != 1:  # one gcd of D**n with every coefficient
+            _exact.check_work(
+                _exact.mul(self.length, _exact.fft_work(_exact.mul(self.n, math.log2(self.den)))),
+                "reducing the exact coefficients",
+                _HINT,
+            )
         p = self.poly()
         deg = p.degree()
         return [self._value(p[t]) if t <= deg else 0 for t in range(self.length)]
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
         (t,) = index
-        if self._poly is None and self.uniform and self.n > 0:
-            # Closed form: a few percent of the full power, and nothing else is built.
-            return self._value(self._uniform_value(t))
-        try:
+        if self._poly is not None:
+            p = self._poly
+            return self._value(p[t]) if t <= p.degree() else 0
+        small = min(_SMALL_POWER, _config.get_memory_limit())
+        if (
+            self.n > 0
+            and not self._closed_form()
+            and (
+                _exact.bytes_lower_bound(len(self.ints), self.n) <= small
+                and _exact.POW_PEAK_FACTOR * self._crude_bytes() <= small
+            )
+        ):
             p = self.poly()
-        except _config.SizeLimitError:
-            l1 = max(sum(abs(w) for w in self.ints), 2)
-            work = len(self.ints) * (self.n * math.log2(l1) / 8 + 64)
-            _config.check_size(work, "streaming one exact coefficient", _HINT)
-            for i, c in enumerate(_exact.stream_power_1d(self.ints, self.n)):
-                if i == t:
-                    return self._value(c)
-            raise AssertionError("unreachable") from None
-        return self._value(p[t]) if t <= p.degree() else 0
+            return self._value(p[t]) if t <= p.degree() else 0
+        # One coefficient: a closed form (binomial powers, equal taps) or Miller's
+        # recurrence up to t, each after its own memory and work estimate.
+        return self._value(_exact.single_coefficient(self.ints, self.n, t))
+
+    def _closed_form(self) -> bool:
+        _, _, core = self._core() if any(self.ints) else (0, 1, [0])
+        return _exact.is_uniform(core) or _exact.binomial_power(core) is not None
 
     def total_int(self) -> int:
         return _checked_power(sum(self.ints), self.n)
 
     def normalized(self) -> np.ndarray:
         require_nonzero_sum(sum(self.ints), self.ints)
-        _config.check_size(8.0 * self.length, "the normalised profile", "use fewer layers")
-        out = np.empty(self.length)
-        limit = _config.get_memory_limit()
-        if self._poly is None and _exact.POW_PEAK_FACTOR * self.poly_bytes > limit:
-            streamed = self.bits / 8 * len(self.ints)
-            if streamed > _STREAM_MAX_BYTES:
-                raise _config.SizeLimitError(
-                    f"exact normalisation would stream about {_config.format_bytes(streamed)} of "
-                    f"big integers (many minutes); use profile(..., method='float')",
-                    int(streamed),
-                    _STREAM_MAX_BYTES,
-                )
+        _exact.guard(_exact.mul(self.length, 8.0), "the normalised profile", "use fewer layers")
+        if self._poly is None and not self._power_fits():
+            _exact.check_work(
+                self._stream_work(),
+                "exact normalisation",
+                "use profile(..., method='float') or raise erftheory.memory_limit(...)",
+            )
             conv = _exact.ratio_to_float(self.total_int())
+            out = np.empty(self.length)
             for t, c in enumerate(_exact.stream_power_1d(self.ints, self.n)):
                 out[t] = conv(c)
             return out
         conv = _exact.ratio_to_float(self.total_int())
         p = self.poly()
         deg = p.degree()
+        out = np.empty(self.length)
         for t in range(self.length):
             out[t] = conv(p[t]) if t <= deg else 0.0
         return out
@@ -649,9 +874,17 @@ class _ExactSeparable:
 
     def coefficients(self) -> list[list[Any]]:
         count = self.rows.length * self.cols.length
-        bits = self.rows.bits * self.cols.length + self.cols.bits * self.rows.length
-        _config.check_size(
-            _exact.python_bytes(bits, count) + 8.0 * count, "the exact coefficients", _HINT
+        _exact.guard(_exact.mul(count, 56.0), "the exact coefficients", _HINT)
+        bits = _exact.mul(self.cols.length, self.rows.bits) + _exact.mul(
+            self.rows.length, self.cols.bits
+        )
+        den_bits = _exact.mul(
+            count, _exact.mul(self.rows.n, math.log2(self.rows.den * self.cols.den))
+        )
+        _exact.guard(
+            _exact.python_bytes(bits + den_bits, count) + _exact.mul(count, 8.0),
+            "the exact coefficients",
+            _HINT,
         )
         r = self.rows.coefficients()
         c = self.cols.coefficients()
@@ -665,15 +898,19 @@ class _ExactSeparable:
         self.cols.compute()
 
     def log_normalized(self) -> np.ndarray:
-        _config.check_size(
-            8.0 * self.rows.length * self.cols.length, "the log-profile", "use fewer layers"
+        _exact.guard(
+            _exact.mul(self.rows.length * self.cols.length, 8.0),
+            "the log-profile",
+            "use fewer layers",
         )
         with np.errstate(invalid="ignore"):
             return np.add.outer(self.rows.log_normalized(), self.cols.log_normalized())
 
     def normalized(self) -> np.ndarray:
-        _config.check_size(
-            8.0 * self.rows.length * self.cols.length, "the normalised profile", "use fewer layers"
+        _exact.guard(
+            _exact.mul(self.rows.length * self.cols.length, 8.0),
+            "the normalised profile",
+            "use fewer layers",
         )
         return np.outer(self.rows.normalized(), self.cols.normalized())
 
@@ -693,9 +930,7 @@ class _Exact2D:
     def power(self) -> Any:
         """The power as an `erftheory._exact.Power2D` (computed once; no dense grid yet)."""
         if self._power is None:
-            _config.check_size(
-                _exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT
-            )
+            _exact.guard(_exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT)
             self._power = _exact.Power2D(self.rows, self.n)
         return self._power
 
@@ -704,23 +939,25 @@ class _Exact2D:
 
     def log_normalized(self) -> np.ndarray:
         require_nonzero_sum(sum(sum(r) for r in self.rows))
+        _exact.guard(_exact.mul(self.shape[0] * self.shape[1], 8.0), "the log-profile", _HINT)
+        power = self.power()
         lt = _exact.log_abs(self.total_int())
         out = np.full(self.shape, -math.inf)
-        for (i, j), c in self.power().terms():
+        for (i, j), c in power.terms():
             out[i, j] = _exact.log_abs(c) - lt
         return out
 
-    def _bytes(self) -> float:
+    def _bytes(self, den: bool = False) -> float:
         total_abs = sum(abs(x) for r in self.rows for x in r)
-        bits = self.n * math.log2(total_abs) + 2 if total_abs else 1.0
+        bits = _exact.mul(self.n, math.log2(total_abs)) + 2 if total_abs else 1.0
+        if den:  # the reduced Fractions' denominators, up to D**n each
+            bits += _exact.mul(self.n, math.log2(self.den))
         count = self.shape[0] * self.shape[1]
-        return count * (bits / 8 + 48 + 16)
+        return _exact.mul(count, bits / 8 + 48 + 16)
 
     def grid(self) -> list[list[Any]]:
         if self._grid is None:
-            _config.check_size(
-                _exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT
-            )
+            _exact.guard(_exact.POW_PEAK_FACTOR * self._bytes(), "the exact coefficients", _HINT)
             grid: list[list[Any]] = [[0] * self.shape[1] for _ in range(self.shape[0])]
             for (i, j), c in self.power().terms():
                 grid[i][j] = c
@@ -730,14 +967,16 @@ class _Exact2D:
     @cached_property
     def scale(self) -> int:
         """$D^n$: the common denominator of the coefficients."""
-        return _checked_power(self.den, self.n)
+        return _checked_power(self.den, self.n, "the common denominator D**n")
 
     def _value(self, c: Any) -> Any:
         return _exact_value(c, self.den, self.scale if self.den != 1 else 1)
 
     def coefficients(self) -> list[list[Any]]:
-        _config.check_size(
-            (_exact.POW_PEAK_FACTOR + 1) * self._bytes(), "the exact coefficients", _HINT
+        _exact.guard(
+            _exact.POW_PEAK_FACTOR * self._bytes() + self._bytes(den=True),
+            "the exact coefficients",
+            _HINT,
         )
         return [[self._value(c) for c in row] for row in self.grid()]
 
@@ -748,6 +987,9 @@ class _Exact2D:
 
     def normalized(self) -> np.ndarray:
         require_nonzero_sum(sum(sum(r) for r in self.rows))
+        _exact.guard(
+            _exact.mul(self.shape[0] * self.shape[1], 8.0), "the normalised profile", _HINT
+        )
         grid = self.grid()
         conv = _exact.ratio_to_float(self.total_int())
         return np.array([[conv(c) for c in row] for row in grid], dtype=float)
@@ -757,60 +999,243 @@ class _Exact2D:
 
 
 class _SymbolicData:
-    """Symbolic kernels: sympy polynomial powers (small n)."""
+    r"""The ``symbolic`` engine: coefficients as sympy expressions, by the cheapest exact route.
+
+    - Integer and rational kernels: the exact engine (flint, with its memory guard), its
+      values returned as sympy numbers; `normalized` and the other numeric reads work.
+    - Weights that are polynomials with rational coefficients in their symbols (or in
+      other atoms: ``sqrt(a)``, ``pi``): python-flint's ``fmpq_mpoly`` power in those
+      generators and $z$ (or $x, y$), after a memory and work estimate; only the
+      coefficients asked for are turned into sympy expressions (about 0.2 ms per term,
+      so `coefficients` is refused past `_SYMBOLIC_MAX_TERMS` terms). $[a, 1]$ at
+      $n = 20\,000$ takes seconds.
+    - Anything else (float weights, ...): sympy's own polynomial power, refused up front
+      past `_SYMPY_MAX_WORK` (about 10 s).
+    """
 
     def __init__(self, kernel: Kernel, n: int) -> None:
-
         self.kernel = kernel
         self.n = n
         self.weights = [to_sympy(x) for x in kernel.flat]
         self._coeffs: list[Any] | None = None
+        self._numeric: Any = None
+        if kernel.domain in ("integer", "rational"):
+            self._numeric = _make_data(kernel, n, "exact")
+        elif kernel.domain == "float":
+            self._numeric = _make_data(kernel, n, "float")
+        self._mpoly: tuple[Any, list[Any], dict[tuple[int, ...], list[Any]]] | None = None
+        self._route: str | None = None
 
+    # ---------------------------------------------------------------- routes
+    @property
+    def route(self) -> str:
+        """``"exact"``, ``"mpoly"`` or ``"sympy"``."""
+        if self._route is None:
+            if self.kernel.domain in ("integer", "rational"):
+                self._route = "exact"
+            else:
+                self._route = "mpoly" if self._polys() is not None else "sympy"
+        return self._route
+
+    def _polys(self) -> tuple[list[Any], list[Any]] | None:
+        """The weights as sympy Polys over QQ in common generators, or None."""
+        import sympy
+
+        if self.kernel.domain == "float" or any(w.has(sympy.Float) for w in self.weights):
+            return None
+        try:
+            polys, opt = sympy.parallel_poly_from_expr(self.weights, domain="QQ")
+        except (sympy.PolynomialError, sympy.polys.polyerrors.OptionError, ValueError):
+            return None
+        return polys, list(opt.gens)
+
+    def _index_shape(self) -> tuple[int, ...]:
+        return measures.rf_size(self.kernel.shape, self.n)
+
+    def _terms_bound(self, polys: list[Any], gens: list[Any]) -> int:
+        """An upper bound on the terms of $V^n$ in the generators and $z$ (or $x, y$)."""
+        nonzero = sum(1 for p in polys if not p.is_zero)
+        multinomial = math.comb(self.n + nonzero - 1, nonzero - 1) if nonzero else 1
+        dense = math.prod(self._index_shape())
+        for g in range(len(gens)):
+            dense *= self.n * max((p.degree(g) if not p.is_zero else 0) for p in polys) + 1
+        return min(multinomial, dense)
+
+    def _power(self) -> tuple[Any, list[Any], dict[tuple[int, ...], list[Any]]]:
+        """``(mpoly power, generators, {index: [(exponents, coefficient), ...]})``."""
+        if self._mpoly is None:
+            import flint
+
+            found = self._polys()
+            assert found is not None
+            polys, gens = found
+            terms = self._terms_bound(polys, gens)
+            num, den = 0, 1
+            for p in polys:
+                for c in p.coeffs():
+                    q = Fraction(int(c.numerator), int(c.denominator))
+                    num += abs(q.numerator)
+                    den = math.lcm(den, q.denominator)
+            bits = _exact.mul(self.n, math.log2(max(num, 2)) + math.log2(den)) + 2
+            nvars = len(gens) + self.kernel.ndim
+            what = "the symbolic expansion (python-flint's fmpq_mpoly power)"
+            hint = "substitute numbers for some symbols or use fewer layers"
+            _exact.guard(_exact.mul(terms, 2 * bits / 8 + 8 * nvars + 64), what, hint)
+            _exact.check_work(_exact.mul(terms, len(polys) * (bits / 8 + 8 * nvars)), what, hint)
+            names = [f"g{i}" for i in range(len(gens))] + ["_x", "_y"][: self.kernel.ndim]
+            ctx = flint.fmpq_mpoly_ctx.get(tuple(names), "lex")
+            k2 = self.kernel.shape[-1]
+            base: dict[tuple[int, ...], Any] = {}
+            for m, p in enumerate(polys):
+                pos = (m,) if self.kernel.ndim == 1 else divmod(m, k2)
+                for monom, c in p.terms():
+                    key = (*monom, *pos)
+                    base[key] = base.get(key, 0) + flint.fmpq(int(c.numerator), int(c.denominator))
+            power = ctx.from_dict(base) ** self.n if base else ctx.from_dict({}) ** self.n
+            groups: dict[tuple[int, ...], list[Any]] = {}
+            ng = len(gens)
+            for monom, c in zip(power.monoms(), power.coeffs(), strict=True):
+                groups.setdefault(tuple(monom[ng:]), []).append((monom[:ng], c))
+            self._mpoly = (power, gens, groups)
+        return self._mpoly
+
+    def _expr(self, index: tuple[int, ...]) -> Any:
+        """One coefficient of the mpoly power as a sympy expression (canonical, expanded)."""
+        import sympy
+
+        _, gens, groups = self._power()
+        terms = [_sympy_term(c, gens, e) for e, c in groups.get(index, [])]
+        return _sympy_sum(terms) if terms else sympy.Integer(0)
+
+    # ---------------------------------------------------------------- reads
     def coefficients(self) -> list[Any]:
         if self._coeffs is None:
-            import sympy
-
-            k = self.kernel.size
-            terms = math.comb(self.n + k - 1, k - 1)
-            if terms > _SYMBOLIC_MAX_TERMS:
-                raise _config.SizeLimitError(
-                    f"the symbolic expansion has up to {terms} terms "
-                    f"(limit {_SYMBOLIC_MAX_TERMS}); substitute numbers for some symbols or use "
-                    f"fewer layers",
-                    terms,
-                    _SYMBOLIC_MAX_TERMS,
-                )
-            if self.kernel.ndim == 1:
-                z = sympy.Symbol("z")
-                poly = sympy.Poly(sum(w * z**m for m, w in enumerate(self.weights)), z) ** self.n
-                length = self.n * (k - 1) + 1
-                coeffs = [sympy.expand(poly.coeff_monomial(z**t)) for t in range(length)]
-                self._coeffs = coeffs
+            route = self.route
+            if route == "exact":
+                values = self._numeric.coefficients()
+                self._coeffs = _nested_map(values, _sympy_number)
+            elif route == "mpoly":
+                power = self._power()[0]
+                if len(power) > _SYMBOLIC_MAX_TERMS:
+                    raise _config.SizeLimitError(
+                        f"the symbolic expansion has {len(power)} terms, above the limit of "
+                        f"{_SYMBOLIC_MAX_TERMS} that sympy turns into expressions in seconds; "
+                        f"read single coefficients with coefficient(t), substitute numbers for "
+                        f"some symbols, or use fewer layers",
+                        len(power),
+                        _SYMBOLIC_MAX_TERMS,
+                    )
+                shape = self._index_shape()
+                if self.kernel.ndim == 1:
+                    self._coeffs = [self._expr((t,)) for t in range(shape[0])]
+                else:
+                    self._coeffs = [
+                        [self._expr((i, j)) for j in range(shape[1])] for i in range(shape[0])
+                    ]
             else:
-                x, y = sympy.symbols("x y")
-                k1, k2 = self.kernel.shape
-                base = sum(
-                    self.weights[i * k2 + j] * x**i * y**j for i in range(k1) for j in range(k2)
-                )
-                poly = sympy.Poly(base, x, y) ** self.n
-                L1, L2 = self.n * (k1 - 1) + 1, self.n * (k2 - 1) + 1
-                self._coeffs = [
-                    [sympy.expand(poly.coeff_monomial(x**i * y**j)) for j in range(L2)]
-                    for i in range(L1)
-                ]
+                self._coeffs = self._sympy_coefficients()
         return self._coeffs
+
+    def _sympy_coefficients(self) -> list[Any]:
+        import sympy
+
+        k = self.kernel.size
+        terms = math.comb(self.n + k - 1, k - 1)
+        length = math.prod(self._index_shape())
+        work = _exact.mul(terms, _exact.fl(length))
+        if terms > _SYMBOLIC_MAX_TERMS or work > _SYMPY_MAX_WORK:
+            raise _config.SizeLimitError(
+                f"the symbolic expansion has up to {format_value(terms, short=True)} terms "
+                f"over {format_value(length, short=True)} coefficients (work about "
+                f"{work:.3g}, limit {_SYMPY_MAX_WORK:.3g}: sympy would take minutes); write "
+                f"float weights as exact rationals, substitute numbers for some symbols, or "
+                f"use fewer layers",
+                int(min(work, 2.0**200)),
+                int(_SYMPY_MAX_WORK),
+            )
+        if self.kernel.ndim == 1:
+            z = sympy.Symbol("z")
+            poly = sympy.Poly(sum(w * z**m for m, w in enumerate(self.weights)), z) ** self.n
+            return [sympy.expand(poly.coeff_monomial(z**t)) for t in range(length)]
+        x, y = sympy.symbols("x y")
+        k1, k2 = self.kernel.shape
+        base = sum(self.weights[i * k2 + j] * x**i * y**j for i in range(k1) for j in range(k2))
+        poly = sympy.Poly(base, x, y) ** self.n
+        L1, L2 = self._index_shape()
+        return [
+            [sympy.expand(poly.coeff_monomial(x**i * y**j)) for j in range(L2)] for i in range(L1)
+        ]
 
     def compute(self) -> None:
         self.coefficients()
 
     def coefficient(self, index: tuple[int, ...]) -> Any:
+        if self._coeffs is None and self.route == "exact":
+            return _sympy_number(self._numeric.coefficient(index))
+        if self._coeffs is None and self.route == "mpoly":
+            return self._expr(index)
         c: Any = self.coefficients()
         for i in index:
             c = c[i]
         return c
 
     def normalized(self) -> np.ndarray:
-        raise ERFTypeError(
-            "normalized() needs numbers; this profile is symbolic: substitute values into the "
-            "kernel's symbols and build a numeric Kernel"
-        )
+        if self._numeric is None:
+            raise ERFTypeError(
+                "normalized() needs numbers; this profile is symbolic: substitute values into "
+                "the kernel's symbols and build a numeric Kernel"
+            )
+        return np.asarray(self._numeric.normalized())
+
+    def log_normalized(self) -> np.ndarray:
+        if self._numeric is None:
+            raise ERFTypeError("log_normalized() needs numbers; this profile is symbolic")
+        return np.asarray(self._numeric.log_normalized())
+
+
+_SYMPY_MAX_WORK = 4e6
+"""sympy's own power costs about 1.5 µs × (terms) × (coefficients) (measured: [a, 1] at
+n = 800, [a, b, a] at n = 80, [a, 1, 1, 1] at n = 60: 1-3 s); past this, refuse."""
+
+
+def _sympy_number(x: Any) -> Any:
+    import sympy
+
+    if isinstance(x, Fraction):
+        return sympy.Rational(x.numerator, x.denominator)
+    if isinstance(x, float):
+        return sympy.Float(x)
+    return sympy.Integer(int(x))
+
+
+def _nested_map(values: Any, f: Any) -> Any:
+    if isinstance(values, list):
+        return [_nested_map(v, f) for v in values]
+    return f(values)
+
+
+def _sympy_term(c: Any, gens: list[Any], exps: tuple[int, ...]) -> Any:
+    """``c * prod(g**e)`` as sympy builds it, without Mul's flattening where that is safe."""
+    import sympy
+    from sympy.core.basic import Basic
+
+    q = Fraction(int(c.p), int(c.q))
+    coeff = sympy.Rational(q.numerator, q.denominator)
+    factors = [g**e if e != 1 else g for g, e in zip(gens, exps, strict=True) if e]
+    if not factors:
+        return coeff
+    if not all(isinstance(g, sympy.Symbol) for g, e in zip(gens, exps, strict=True) if e):
+        return sympy.Mul(coeff, *factors)  # atoms such as sqrt(a) may combine: evaluate
+    import functools
+
+    factors.sort(key=functools.cmp_to_key(Basic.compare))
+    args = factors if coeff == 1 else [coeff, *factors]
+    return args[0] if len(args) == 1 else sympy.Mul._from_args(args)
+
+
+def _sympy_sum(terms: list[Any]) -> Any:
+    import sympy
+
+    if len(terms) == 1:
+        return terms[0]
+    return sympy.Add(*terms)

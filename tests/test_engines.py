@@ -509,3 +509,76 @@ def test_float_engine_does_not_depend_on_the_global_arb_precision():
     finally:
         flint.ctx.prec = old
     assert np.array_equal(low, high)
+
+
+# ---------------------------------------------------------------- reliability
+def _saddle_point_value(w: list[int], n: int, t: int) -> mpmath.mpf:
+    """Daniels' saddle-point approximation of [z^t] V^n / V(1)^n, relative error O(1/n):
+    an independent check of certified balls at depths no exact route reaches."""
+    mpmath.mp.dps = 50
+    ws = [mpmath.mpf(x) for x in w]
+
+    def logv(s):
+        return mpmath.log(sum(x * mpmath.e ** (s * m) for m, x in enumerate(ws)))
+
+    s = mpmath.findroot(lambda s: mpmath.diff(logv, s) - mpmath.mpf(t) / n, 0)
+    k2 = mpmath.diff(logv, s, 2)
+    log_value = n * (logv(s) - mpmath.log(sum(ws))) - s * t
+    return mpmath.e**log_value / mpmath.sqrt(2 * mpmath.pi * n * k2)
+
+
+@pytest.mark.parametrize("n", [10**9, 10**12, 10**15])
+def test_ball_at_extreme_depth_is_tight(n):
+    """n = 10^15 used to return [+/- 10^3470313691]; now a narrow certified ball."""
+    p = profile(Kernel([1, 1, 1]), n, method="arb", dps=30)
+    for t in (n, n // 3, 7 * n // 4):
+        b = p.ball(t)
+        assert b.rad() <= flint.arb(10) ** -35 * abs(b.mid())
+        approx = _saddle_point_value([1, 1, 1], n, t)
+        assert abs(mpmath.mpf(b.mid().str(40, radius=False)) / approx - 1) < 10 / n
+
+
+def test_cauchy_ball_refuses_a_wide_certificate(monkeypatch):
+    """A certificate wider than the requested precision is an error, never returned."""
+    import erftheory._arb as arb_mod
+
+    monkeypatch.setattr(arb_mod, "_tail", lambda *args: flint.arb(0, 1e-3))
+    with pytest.raises(ERFValueError, match="certificate failed at this size"):
+        arb_mod.cauchy_ball([1, 1, 1], 10**5, 10**5 // 3, 30)
+
+
+def test_certified_balls_cost_is_checked_first():
+    with erftheory.memory_limit("64MiB"):  # work limit 2 GiB: about a second
+        with pytest.raises(erftheory.SizeLimitError, match="certified ball at dps=2000"):
+            profile(Kernel([1, 1, 1]), 10**4, method="arb", dps=2000).ball(5)
+        with pytest.raises(erftheory.SizeLimitError, match="the arb power"):
+            profile(Kernel([2, -1, 2]), 10**4, method="arb", dps=200).ball(5)
+
+
+def test_fft_refuses_what_float64_cannot_hold():
+    # Mixed signs: the error bound grows like (sum|w| / |sum w|)^n = 1999^2000.
+    with pytest.raises(ERFValueError, match="plain FFT cannot represent"):
+        profile(Kernel([1.0, -0.999]), 2000, method="fft").normalized()
+    with pytest.raises(ERFValueError, match="beyond float64"):
+        profile(Kernel([1, -2]), 10_000).normalized()  # |c_t / (-1)^n| up to 2^10000
+
+
+def test_float_log_refuses_weights_float64_cannot_hold():
+    with pytest.raises(ERFValueError, match="within float64's range"):
+        profile(Kernel(["1e-400", "1"]), 10, method="float").log_normalized()
+    exact = profile(Kernel(["1e-400", "1"]), 10).log_normalized()
+    assert exact[0] == pytest.approx(-10 * 400 * math.log(10), rel=1e-15)  # not -inf
+
+
+def test_engines_are_deterministic():
+    """No engine draws random numbers: the same call gives the same bits."""
+    rng_free = [
+        profile(Kernel([0.3, 1.0, 0.2]), 3000, method=m).normalized() for m in ("float", "fft")
+    ]
+    again = [
+        profile(Kernel([0.3, 1.0, 0.2]), 3000, method=m).normalized() for m in ("float", "fft")
+    ]
+    assert all(np.array_equal(a, b) for a, b in zip(rng_free, again, strict=True))
+    b1 = profile(Kernel([1, 2, 3]), 10**6, method="arb").ball(10**6)
+    b2 = profile(Kernel([1, 2, 3]), 10**6, method="arb").ball(10**6)
+    assert b1.mid() == b2.mid() and b1.rad() == b2.rad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import gmpy2
 import numpy as np
 import pytest
 import sympy
@@ -347,28 +348,99 @@ def test_methods_and_bad_layers():
 
 
 # ---------------------------------------------------------------- memory guard
-def test_guard_refuses_huge_within_a_second():
-    import time
+class _Tripwire:
+    """Stands in for flint or gmpy2: any use means the guard let the work start."""
 
-    cases = [
-        lambda: profile(Kernel([1, 1, 1]), 10**12).coefficients,
-        lambda: profile(Kernel([1, 1, 1]), 10**12).normalized(),
-        lambda: profile(Kernel([1, 1, 1]), 10**12).total,
-        lambda: profile(Kernel([1, 1, 1]), 10**12).coefficient(7),
-        lambda: profile(Kernel([[1, 2], [3, 4]]), 10**9).coefficients,
-        lambda: profile(Kernel([[1, 2], [3, 5]]), 10**5).normalized(),
-        lambda: profile(Kernel([1.5, 2.0]), 10**12).normalized(),
-        lambda: erftheory.extended_binomial(10**12, 3),
-        lambda: profile(Kernel([1] * 10**5), 10**4).coefficients,
-        lambda: profile(Kernel([[1] * 500] * 500), 40).coefficients,
-        lambda: profile(Kernel([1, 1, 1]), 10**7).normalized(),
-    ]
-    for case in cases:
-        start = time.perf_counter()
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        raise AssertionError(f"{self._name}.{attr} was reached before the guard refused")
+
+
+@pytest.fixture
+def no_big_work(monkeypatch):
+    """Every route to flint and GMP and every streaming loop fails if it is reached."""
+    import importlib
+
+    import erftheory._arb as arb_mod
+    import erftheory._exact as ex
+    import erftheory._float as float_mod
+
+    prof_mod = importlib.import_module("erftheory.profile")  # the attribute is the function
+
+    for module, name in [
+        (ex, "flint"),
+        (ex, "gmpy2"),
+        (prof_mod, "gmpy2"),
+        (arb_mod, "flint"),
+        (float_mod, "flint"),
+    ]:
+        monkeypatch.setattr(module, name, _Tripwire(name))
+
+    def tripped(*args, **kwargs):
+        raise AssertionError("a computation started before the guard refused")
+
+    for name in ("power_1d", "stream_power_1d", "uniform_half", "Power2D", "UniformPower"):
+        monkeypatch.setattr(ex, name, tripped)
+    monkeypatch.setattr(float_mod, "tilted_power_1d", tripped)
+
+
+_REFUSED = [
+    (lambda: Kernel([1, 1, 1]), lambda k: profile(k, 10**12).coefficients),
+    (lambda: Kernel([1, 1, 1]), lambda k: profile(k, 10**12).normalized()),
+    (lambda: Kernel([1, 1, 1]), lambda k: profile(k, 10**12).total),
+    (lambda: Kernel([1, 1, 1]), lambda k: profile(k, 10**12).coefficient(10**12)),
+    (lambda: Kernel([1, 1, 1, 1]), lambda k: profile(k, 10**10).coefficient(15 * 10**9)),
+    (lambda: Kernel([1, 2, 3]), lambda k: profile(k, 10**6).coefficient(10**6)),
+    (lambda: Kernel([7, 7, 7, 7]), lambda k: profile(k, 10**10).coefficient(5)),
+    (lambda: Kernel(["1e-400", "1"]), lambda k: profile(k, 10**4).normalized()),
+    (lambda: Kernel(["1e-400", "1"]), lambda k: profile(k, 10**4).coefficients),
+    (lambda: Kernel([Fraction(1, 10**400), 1]), lambda k: profile(k, 10**6).total),
+    (lambda: Kernel([[1, 2], [3, 4]]), lambda k: profile(k, 10**9).coefficients),
+    (lambda: Kernel([[1, 2], [3, 5]]), lambda k: profile(k, 10**5).normalized()),
+    (lambda: Kernel([1.5, 2.0]), lambda k: profile(k, 10**12).normalized()),
+    (lambda: None, lambda k: erftheory.extended_binomial(10**12, 3)),
+    (lambda: None, lambda k: erftheory.extended_binomial_coefficient(10**10, 4, 15 * 10**9)),
+    (lambda: Kernel([1] * 10**5), lambda k: profile(k, 10**4).coefficients),
+    (lambda: Kernel([[1] * 500] * 500), lambda k: profile(k, 40).coefficients),
+    (lambda: Kernel([1, 1, 1]), lambda k: profile(k, 10**7).normalized()),
+    (lambda: Kernel([1, 1, 1]), lambda k: profile(k, 10**400).coefficients),
+    (lambda: Kernel([2, 3]), lambda k: profile(k, 10**400).coefficient(10**399)),
+]
+
+
+@pytest.mark.parametrize(("make", "case"), _REFUSED)
+def test_guard_refuses_huge_before_any_large_work(make, case, no_big_work):
+    """Refused before anything large is allocated or computed: flint, gmpy2 and the
+    streaming loops are trip wires, and Python allocates at most a few hundred KiB."""
+    import tracemalloc
+
+    kernel = make()  # the kernel itself is the caller's (1e5 taps, 500 x 500)
+    tracemalloc.start()
+    try:
         with pytest.raises(SizeLimitError, match=r"memory limit|stream about") as info:
-            case()
-        assert time.perf_counter() - start < 1.0, info.value
-        assert "method='float'" in str(info.value) or "fewer layers" in str(info.value)
+            case(kernel)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert peak < 4 * 1024**2, (peak, message)
+    assert "\n" not in message and info.value.estimate > info.value.limit
+    assert any(h in message for h in ("method='float'", "fewer layers", "memory_limit", "ball"))
+
+
+def test_cheap_single_coefficients_of_deep_profiles_are_computed():
+    """Where the value is small, depth does not matter: closed forms, not refusals."""
+    n = 10**12
+    expected = sum(
+        (-1) ** j * math.comb(n, j) * math.comb(7 - 3 * j + n - 1, n - 1) for j in range(3)
+    )
+    assert profile(Kernel([1, 1, 1]), n).coefficient(7) == expected
+    assert profile(Kernel([1, 2, 1]), n).coefficient(3) == math.comb(2 * n, 3)
+    assert profile(Kernel([1, 3]), 10**400).coefficient(1) == 3 * 10**400  # n w0^(n-1) w1
+    assert profile(Kernel([1, 1]), 10**400).coefficient(2) == math.comb(10**400, 2)
+    assert profile(Kernel([1, 0, 1]), 10**9).coefficient(1) == 0  # odd: outside the support
 
 
 def test_guard_estimate_is_an_upper_bound_and_tight():
@@ -397,3 +469,152 @@ def test_lazy_profile_reads_moments_without_expanding():
     p = profile(Kernel([1, 1, 1]), 10**9)
     assert p.variance == Fraction(2 * 10**9, 3) and p.mean == 0 and p.origin == 10**9
     assert p.rf_size == 2 * 10**9 + 1
+
+
+# ---------------------------------------------------------------- reliability
+def test_single_coefficients_by_closed_forms_match_independent_routes():
+    n = 10**5
+    assert profile(Kernel([1, 2, 1]), n).coefficient(n) == math.comb(2 * n, n)  # C(2n, t)
+    assert profile(Kernel([1, 2, 1]), n).coefficient(n // 3) == math.comb(2 * n, n // 3)
+    assert profile(Kernel([3, 1]), 5000).coefficient(77) == math.comb(5000, 77) * 3 ** (5000 - 77)
+    assert profile(Kernel([1, -3, 3, -1]), 300).coefficient(450) == (
+        (-1) ** 450 * math.comb(900, 450)  # (1 - z)^3
+    )
+    m = 3000  # equal taps: binary splitting against the central trinomial numbers
+    assert profile(Kernel([1, 1, 1]), m).coefficient(m) == _central_trinomial(m)
+    assert profile(Kernel([5, 5, 5]), m).coefficient(m) == 5**m * _central_trinomial(m)
+    assert erftheory.extended_binomial_coefficient(m, 3, m) == _central_trinomial(m)
+    for w, n, t in [([1, 1, 1, 1], 900, 1000), ([0, 2, 0, 2], 400, 601), ([1, 0, 1], 50, 31)]:
+        full = [int(c) for c in flint_power(w, n)]
+        assert profile(Kernel(w), n).coefficient(t) == (full[t] if t < len(full) else 0)
+
+
+def flint_power(w: list[int], n: int) -> list[int]:
+    import flint
+
+    p = flint.fmpz_poly(w) ** n
+    return [int(c) for c in p.coeffs()] + [0] * (n * (len(w) - 1) + 1 - p.degree() - 1)
+
+
+def test_deep_single_coefficient_million_digits_by_binary_splitting():
+    # [1, 1, 1] at n = 10^6: one number of 1.6 million bits, by binary splitting (seconds);
+    # checked modulo primes against Miller's recurrence mod p (an independent route).
+    n = 10**6
+    c = profile(Kernel([1, 1, 1]), n).coefficient(n)
+    assert c.bit_length() == 1584952
+    for p in (1_000_003, 998_244_353):
+        # a(t) of (1 + z + z^2)^n mod p by Miller's recurrence up to t = n
+        inv = [0, 1] + [0] * n
+        for i in range(2, n + 1):
+            inv[i] = (p - (p // i) * inv[p % i] % p) % p
+        prev2, prev1 = 0, 1
+        for t in range(1, n + 1):
+            acc = ((n + 1) - t) * prev1 + (2 * (n + 1) - t) * prev2
+            prev2, prev1 = prev1, acc % p * inv[t] % p
+        assert c % p == prev1
+
+
+def test_rational_weights_count_their_denominators():
+    k = Kernel(["1e-400", "1"])
+    p = profile(k, 10**4)
+    with pytest.raises(SizeLimitError) as info:
+        _ = p.coefficients
+    assert info.value.estimate > 17 * 10**9  # numerators and the 10^(400 n) denominators
+    with pytest.raises(SizeLimitError, match="stream about"):
+        p.normalized()
+    q = profile(k, 2000)
+    c = q.coefficient(1000)  # C(n, t) 10^(-400 (n - t)): gmpy2 gcd, no quadratic Fraction
+    assert c.numerator * 10 ** (400 * 1000) == math.comb(2000, 1000) * c.denominator
+    assert gmpy2.gcd(c.numerator, c.denominator) == 1  # in lowest terms
+    assert q.total == Fraction(10**400 + 1, 10**400) ** 2000
+    assert profile(Kernel([Fraction(1, 10**400), 1]), 3).coefficients[1] == Fraction(3, 10**800)
+
+
+def test_log_normalized_beyond_the_exact_budget_uses_tilted_logs():
+    n = 10**5
+    with erftheory.memory_limit("64MiB"):  # the exact streaming work is over its budget
+        lp = profile(Kernel([1, 1, 1]), n).log_normalized()
+    assert lp[0] == pytest.approx(-n * math.log(3), rel=1e-13)
+    ref = profile(Kernel([1, 1, 1]), 2000).log_normalized()  # exact logs, small n
+    got = profile(Kernel([1.0, 1.0, 1.0]), 2000, method="float").log_normalized()
+    assert np.max(np.abs(got - ref)) < 1e-9
+    centre = -0.5 * math.log(2 * math.pi * n * 2 / 3)  # local CLT, O(1/n)
+    assert lp[n] == pytest.approx(centre, abs=1e-4)
+
+
+def test_float_kernels_of_extreme_magnitude_profiles():
+    expected = np.array([1, 3, 3, 1]) / 8
+    for w in ([1e308, 1e308], [1e-320, 1e-320], [2.0**-1070, 2.0**-1070]):
+        for method in ("auto", "fft", "float", "arb", "exact"):
+            got = profile(Kernel(w), 3, method=method).normalized()
+            assert np.allclose(got, expected, rtol=1e-14, atol=0), (w, method, got)
+    assert profile(Kernel([1e308, 1e308]), 3).total == math.inf
+    with pytest.raises(ERFValueError, match="beyond float64"):
+        profile(Kernel([1e308, 1e308]), 3).coefficients  # noqa: B018
+
+
+def test_summary_of_degenerate_and_symbolic_profiles():
+    s = profile(Kernel([1]), 5).summary()
+    assert s["gaussian"] is None and s["std"] == 0.0 and s["threshold_size"] == 1.0
+    s0 = profile(Kernel([1, 2, 1]), 0).summary()
+    assert s0["gaussian"] is None and s0["variance"] == "0" and s0["erf_ratio_std"] == 0.0
+    assert profile(Kernel([[1, 2, 1]]), 4).summary()["gaussian"] is None  # one row: singular
+    neg = profile(Kernel([1, -3, 1]), 3).summary()
+    assert neg["variance"] == "-6" and neg["std"] is None and neg["erf_ratio_std"] is None
+    a = sympy.Symbol("a", positive=True)
+    sym = profile(Kernel([a, 1, a]), 3).summary()
+    assert sym["variance"] == "6*a/(2*a + 1)" and sym["gaussian"] is None and sym["std"] is None
+    assert set(sym["mass_size"].values()) == {None}
+    num = profile(Kernel([1, 2, 1]), 3, method="symbolic").summary()
+    ref = profile(Kernel([1, 2, 1]), 3).summary()
+    assert num == {**ref, "method": "symbolic"}
+    with pytest.raises(ERFValueError, match="sum to zero"):
+        profile(Kernel([1, -1]), 3).summary()
+
+
+def test_symbolic_profiles_use_flint_and_refuse_by_estimate():
+    a, b = sympy.symbols("a b")
+    deep = profile(Kernel([a, 1]), 20_000)
+    assert deep.coefficient(3) == math.comb(20_000, 3) * a**19_997
+    assert deep._data.route == "mpoly"
+    for w, n in [([a, b, a], 5), ([a, sympy.Rational(1, 3), 2], 4), ([sympy.sqrt(a), a, 1], 3)]:
+        z = sympy.Symbol("z")
+        poly = sympy.Poly(sum(x * z**m for m, x in enumerate(w)), z) ** n
+        expected = [sympy.expand(poly.coeff_monomial(z**t)) for t in range(n * (len(w) - 1) + 1)]
+        assert profile(Kernel(w), n).coefficients == expected  # structurally equal
+    with pytest.raises(SizeLimitError, match="sympy would take minutes"):
+        _ = profile(Kernel([a, 0.5]), 2000).coefficients  # float weights: sympy's own power
+    with pytest.raises(SizeLimitError, match="symbolic expansion"):
+        _ = profile(Kernel([a, b, 1, 1]), 20_000).coefficients
+    assert profile(Kernel([sympy.sqrt(2), 0]), 10**12).total == sympy.Pow(
+        sympy.sqrt(2), 10**12, evaluate=False
+    )
+    assert profile(Kernel([1, 2, 1]), 10**4, method="symbolic").total == sympy.Integer(4) ** 10**4
+    with pytest.raises(SizeLimitError):
+        _ = profile(Kernel([1, 2, 1]), 10**12, method="symbolic").total
+
+
+def test_hostile_layers_and_indices_are_clear_errors():
+    p = profile(Kernel([1, 1]), 4)
+    for bad in (1.0, True, "1", None):
+        with pytest.raises(ERFTypeError, match="integer indices"):
+            p.coefficient(bad)
+    for bad in (-1, 5, 10**5000, -(10**5000)):
+        with pytest.raises(ERFValueError, match="outside the profile's shape") as info:
+            p.coefficient(bad)
+        assert len(str(info.value)) < 200
+    with pytest.raises(ERFValueError, match="non-negative integer") as info:
+        profile(Kernel([1, 1]), -(10**5000))
+    assert "(5001 digits)" in str(info.value)
+    huge = profile(Kernel([1, 1, 1]), 10**400)
+    assert repr(huge) == f"Profile(Kernel([1, 1, 1]), layers=1{'0' * 400}, method='exact')"
+    assert huge.variance == Fraction(2 * 10**400, 3)
+    assert huge.std == pytest.approx(math.sqrt(2 / 3) * 1e200, rel=1e-14)  # float64 holds it
+    assert huge.erf_ratio("std") == pytest.approx(math.sqrt(2 / 3) / 2e200, rel=1e-12)
+    with pytest.raises(SizeLimitError):
+        huge.coefficient(10**400)
+    assert huge.coefficient(1) == 10**400  # n * 1^(n-1) * 1
+    with pytest.raises(SizeLimitError):
+        huge.normalized()
+    with pytest.raises(ERFValueError, match="dps must be at most"):
+        profile(Kernel([1, 1]), 3, method="arb", dps=10**9)
