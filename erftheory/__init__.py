@@ -6,9 +6,25 @@ $(\sum_m w(m) z^m)^n$ (Luo, Li, Urtasun and Zemel, NIPS 2016, Eq. 9).
 >>> import erftheory
 >>> erftheory.extended_binomial(3, 3)
 [1, 3, 6, 7, 6, 3, 1]
+
+Layout (docs/design.md): data flows one way, kernel or network → engine result →
+`Profile` → measures.
+
+- `kernel`: kernels (Eq. 1, 9); `_engines` with `_exact`, `_float`, `_fft`, `_arb` and
+  `symbolic`: the engines (Eq. 3–9); `profile` and `binomial`: profiles;
+  `measures` and `gaussian`: ERF sizes, moments and the Gaussian limit (Eq. 10–11).
+- `layers`, `network`, `arch`, `initializations`, `paper`, `graph`: architectures
+  (Sections 2.4–2.5, 3.1); `compare`: theory against measurement.
+- `cli`, `plotting`, `verify`, `strategies`: user surfaces.
+- `erftheory.torch`: everything that needs torch (building, tracing, measuring,
+  reproducing). The core never imports torch, matplotlib or scikit-learn at import time;
+  `_errors` and `_config` import nothing of the package.
 """
 
 from __future__ import annotations
+
+import importlib.util
+from typing import Any
 
 from ._config import get_memory_limit, memory_limit, set_memory_limit
 from ._errors import (
@@ -39,7 +55,6 @@ from .layers import (
 )
 from .network import LayerRow, Network, NetworkProfile, ReceptiveField
 from .profile import Profile, profile
-from .trace import from_torch
 
 __all__ = [
     "Activation",
@@ -80,3 +95,24 @@ __all__ = [
 ]
 
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> Any:
+    """``from_torch`` on first use: `erftheory.torch.trace` imports torch, the rest does not."""
+    if name != "from_torch":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if importlib.util.find_spec("torch") is None:
+        return _from_torch_without_torch
+    from .torch.trace import from_torch
+
+    globals()["from_torch"] = from_torch
+    return from_torch
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "from_torch"})
+
+
+def _from_torch_without_torch(*args: Any, **kwargs: Any) -> Any:
+    """`erftheory.torch.trace.from_torch`, which needs torch (not installed)."""
+    raise MissingDependencyError("torch", "torch", "from_torch")

@@ -23,7 +23,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from erftheory import ERFTypeError, ERFValueError, Kernel, Network  # noqa: E402
+import erftheory  # noqa: E402
+from erftheory import ERFTypeError, ERFValueError, Kernel, Network, SizeLimitError  # noqa: E402
 from erftheory.layers import (  # noqa: E402
     Activation,
     AvgPool,
@@ -546,3 +547,102 @@ def test_errors() -> None:
         he_variances(3, fan_in=0)
     with pytest.raises(ERFValueError, match="convolution weight"):
         he_(torch.empty(3, 3))
+
+
+# --------------------------------------------------------------------------- reliability
+INITS_RANDOM = ("he", "xavier", "centre_low", "random")
+
+
+def _weights(b: BatchedNetworks) -> list[torch.Tensor]:
+    return [conv.weight.detach().clone() for conv in b.convs]
+
+
+@pytest.mark.parametrize("init", INITS_RANDOM)
+def test_same_seed_same_networks_and_gradients_bit_for_bit(init: str) -> None:
+    net = paper_network(3, ndim=1, activation="relu", dropout=0.25)
+    state = torch.get_rng_state()
+    a = BatchedNetworks(net, 4, init=init, generator=3)
+    b = BatchedNetworks(net, 4, init=init, generator=torch.Generator().manual_seed(3))
+    assert all(torch.equal(u, v) for u, v in zip(_weights(a), _weights(b), strict=True))
+    c = BatchedNetworks(net, 4, init=init, generator=4)
+    assert not all(torch.equal(u, v) for u, v in zip(_weights(a), _weights(c), strict=True))
+    # random inputs and (train mode) dropout masks come from the generator
+    assert a.training
+    ga = batched_input_gradients(a, generator=7)
+    gb = batched_input_gradients(b, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(ga, gb)
+    assert not torch.equal(ga, batched_input_gradients(a, generator=8))
+    x = torch.randn(2, 4, 9, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert torch.equal(
+        batched_input_gradients(a, x, generator=1), batched_input_gradients(a, x, generator=1)
+    )
+    # a shared generator moves on: fresh masks every call
+    g = torch.Generator().manual_seed(1)
+    assert not torch.equal(
+        batched_input_gradients(a, x, generator=g), batched_input_gradients(a, x, generator=g)
+    )
+    # torch's global generator was neither used nor changed
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_no_generator_is_seed_zero_never_the_global_one() -> None:
+    net = paper_network(2, ndim=1)
+    torch.manual_seed(1)
+    a = BatchedNetworks(net, 3)
+    torch.manual_seed(2)
+    b = BatchedNetworks(net, 3)
+    zero = BatchedNetworks(net, 3, generator=0)
+    assert all(torch.equal(u, v) for u, v in zip(_weights(a), _weights(b), strict=True))
+    assert all(torch.equal(u, v) for u, v in zip(_weights(a), _weights(zero), strict=True))
+    state = torch.get_rng_state()
+    model = to_torch(net, weights="random")
+    assert torch.equal(torch.get_rng_state(), state)  # no default init of the modules
+    again = to_torch(net, weights="random", generator=0)
+    for u, v in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(u, v)
+
+
+@pytest.mark.parametrize("fill", [he_, xavier_, centre_low_, ones_])
+def test_init_functions_are_reproducible(fill: Any) -> None:
+    state = torch.get_rng_state()
+    a = fill(torch.empty(4, 2, 3, 3, dtype=F64), 5)
+    b = fill(torch.empty(4, 2, 3, 3, dtype=F64), torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), state)  # a seed never touches the global one
+    torch.manual_seed(3)  # None: torch's global generator, as torch.nn.init does
+    c, d = fill(torch.empty(4, 2, 3, dtype=F64)), fill(torch.empty(4, 2, 3, dtype=F64))
+    torch.manual_seed(3)
+    assert torch.equal(c, fill(torch.empty(4, 2, 3, dtype=F64)))
+    assert fill is ones_ or not torch.equal(c, d)  # successive layers differ
+    with pytest.raises(ERFTypeError, match=r"torch\.Tensor"):
+        fill([[1.0]])
+    if fill is not ones_:
+        with pytest.raises(ERFTypeError, match="floating"):
+            fill(torch.zeros(2, 1, 3, dtype=torch.int64))
+        for bad, cls in (
+            (-1, ERFValueError),
+            (2**64, ERFValueError),
+            (1.5, ERFTypeError),
+            ("1", ERFTypeError),
+        ):
+            with pytest.raises(cls, match="generator"):
+                fill(torch.empty(1, 1, 3), bad)
+
+
+def test_too_many_networks_are_refused_before_allocating() -> None:
+    net = paper_network(3)
+    with pytest.raises(SizeLimitError, match="convolution weights of 1000000000000 copies") as e:
+        BatchedNetworks(net, 10**12)
+    assert e.value.estimate > e.value.limit
+    with pytest.raises(SizeLimitError, match="copies with 100000 channels"):
+        to_torch(net, channels=10**5)
+    b = BatchedNetworks(net, 2)
+    with erftheory.memory_limit("1MiB"):
+        with pytest.raises(SizeLimitError, match=r"input of shape \(1, 2, 1000, 1000\)"):
+            batched_input_gradients(b, size=1000)
+        with pytest.raises(SizeLimitError, match="input gradients"):
+            batched_input_gradients(b, torch.zeros(400, 2, 20, 20))
+    with pytest.raises(ERFTypeError, match="real numbers"):
+        batched_input_gradients(b, torch.zeros(5, 5, dtype=torch.complex64))
+    with pytest.raises(ERFTypeError, match="input must be a tensor"):
+        batched_input_gradients(b, "zeros")  # type: ignore[arg-type]

@@ -784,3 +784,104 @@ def test_flatten_after_global_pooling_is_the_end():
     # and a 1×1 map may be flattened without pooling
     small = from_torch(nn.Sequential(nn.Conv2d(1, 2, 5), nn.Flatten()), (1, 5, 5))
     assert small.receptive_field.size == (5, 5)
+
+
+# ---------------------------------------------------------------- reliability
+def _one_line(exc: BaseException) -> str:
+    message = str(exc)
+    assert message and "\n" not in message, repr(message)
+    return message
+
+
+class SliceChannels(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x)[:, :1]
+
+
+class SliceInput(nn.Module):
+    def forward(self, x):
+        return x[:, :1, ::2] * 2
+
+
+class Index(nn.Module):
+    def forward(self, x):
+        return x[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "text"),
+    [(SliceChannels(), "conv[:, :1]"), (SliceInput(), "x[:, :1, ::2]"), (Index(), "x[0]")],
+)
+def test_tensor_slicing_is_a_clear_error_naming_the_op(model, text):
+    with pytest.raises(ERFValueError, match=r"node 'getitem'.*indexing or slicing") as e:
+        from_torch(model, (1, 8, 8))
+    assert f"({text})" in _one_line(e.value)
+
+
+def test_a_bare_layer_is_accepted_as_the_model():
+    for layer, shape in (
+        (nn.Conv2d(1, 1, 3, stride=2, padding=1), (1, 9, 9)),
+        (nn.Conv1d(2, 3, 5, dilation=2), (2, 20)),
+        (nn.MaxPool2d(2), (1, 8, 8)),
+        (nn.BatchNorm2d(3), (3, 8, 8)),
+    ):
+        assert repr(from_torch(layer, shape)) == repr(from_torch(nn.Sequential(layer), shape))
+    assert repr(from_torch(nn.Conv2d(1, 1, 3), (1, 8, 8))) == "Network([Conv(3, padding=0)])"
+    with pytest.raises(ERFTypeError, match="the model itself, a module of type ConvTranspose2d"):
+        from_torch(nn.ConvTranspose2d(1, 1, 3), (1, 8, 8))
+    with pytest.raises(ERFTypeError, match="ModuleList has no forward"):
+        from_torch(nn.ModuleList([nn.Conv2d(1, 1, 3)]), (1, 8, 8))
+
+
+def test_unknown_modules_name_their_path_and_type():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU(), nn.GELU()))
+    with pytest.raises(ERFTypeError, match=r"^module '1\.1' of type GELU is not supported") as e:
+        from_torch(model, (1, 8, 8))
+    _one_line(e.value)
+
+
+def test_non_finite_weights_and_statistics_are_clear_errors():
+    conv = nn.Sequential(nn.Conv2d(1, 1, 3))
+    with torch.no_grad():
+        conv[0].weight[0, 0, 1, 1] = math.nan
+    for weights in ("model", "variance"):
+        with pytest.raises(ERFValueError, match=r"module '0' of type Conv2d: .*nan") as e:
+            from_torch(conv, (1, 8, 8), weights=weights)
+        _one_line(e.value)
+    assert len(from_torch(conv, (1, 8, 8))) == 1  # "ones" ignores the values
+    bn = nn.Sequential(nn.BatchNorm2d(2))
+    with torch.no_grad():
+        bn[0].running_var.fill_(-1.0)
+    with pytest.raises(ERFValueError, match="module '0' of type BatchNorm2d has running variances"):
+        from_torch(bn, (2, 8, 8), weights="variance")
+
+
+def numpy_roundtrip(x):
+    """A leaf function of the fx graph that has no meta kernel (it goes through numpy)."""
+    return torch.from_numpy(x.detach().cpu().numpy())
+
+
+torch.fx.wrap("numpy_roundtrip")
+
+
+class NotOnMeta(nn.Module):
+    """A model that only runs on real tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        return numpy_roundtrip(self.conv(x))
+
+
+def test_the_real_fallback_run_is_size_checked():
+    from erftheory import SizeLimitError
+
+    with pytest.raises(SizeLimitError, match=r"real zeros of shape \(2, 1, 100000, 100000\)") as e:
+        from_torch(NotOnMeta(), (1, 10**5, 10**5))
+    _one_line(e.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -9,14 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
-from erftheory import Kernel, profile
+import torch
+
+from erftheory import ERFTypeError, ERFValueError, Kernel, profile
 from erftheory.cli import main
+from erftheory.reproduce import QUICK, measure, reproduce
 
 FIGURES = [
     "fig1_depth.png",
@@ -112,8 +117,80 @@ def test_measurements_are_reported_as_numbers(quick: tuple[Path, dict[str, Any]]
 )
 def test_bad_arguments_exit_2_with_one_line(argv: list[str], message: str) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "erftheory", *argv], capture_output=True, text=True, timeout=120
+        # timeout: a hang guard only (a loaded machine may take long to start Python)
+        [sys.executable, "-m", "erftheory", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()
     assert len(err) <= 2 and message in err[-1] and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cls", "message"),
+    [
+        ({"device": "tpu"}, ERFValueError, "device 'tpu' is not supported"),
+        ({"device": "cuda:x"}, ERFValueError, "device 'cuda:x' is not supported"),
+        ({"device": 0}, ERFTypeError, "device must be a string"),
+        ({"seed": -1}, ERFValueError, r"seed must be in 0\.\.2\*\*63-1, got -1"),
+        ({"seed": 2**63}, ERFValueError, "seed must be in"),
+        ({"seed": 1.5}, ERFTypeError, "seed must be an int"),
+        ({"seed": True}, ERFTypeError, "seed must be an int"),
+        ({"quick": "yes"}, ERFTypeError, "quick must be True or False"),
+    ],
+)
+def test_reproduce_refuses_bad_arguments_before_any_work(
+    tmp_path: Path, kwargs: dict[str, Any], cls: type, message: str
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(cls, match=message) as e:
+        reproduce(out, **kwargs)
+    assert "\n" not in str(e.value)
+    assert not out.exists()  # nothing was created
+
+
+def test_reproduce_checks_the_out_path(tmp_path: Path) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("")
+    with pytest.raises(ERFValueError, match="exists and is not a directory"):
+        reproduce(file, quick=True)
+    with pytest.raises(ERFValueError, match="cannot be created or written"):
+        reproduce(file / "sub", quick=True)  # a parent that is a file
+    with pytest.raises(ERFTypeError, match="out must be a directory path"):
+        reproduce(3, quick=True)  # type: ignore[arg-type]
+    with pytest.raises(ERFValueError, match="out must name a directory"):
+        reproduce("", quick=True)
+
+
+def test_measurements_are_reproducible_bit_for_bit() -> None:
+    from erftheory.layers import ReLU
+    from erftheory.reproduce import HE_VARIANCE, dense
+
+    net = dense(3, HE_VARIANCE, ReLU())
+    state = torch.get_rng_state()
+    a = measure(net, init="random", count=6, seed=5, channels=2)
+    b = measure(net, init="random", count=6, seed=5, channels=2)
+    assert np.array_equal(a.mean, b.mean) and np.array_equal(a.stderr, b.stderr)
+    assert not np.array_equal(a.mean, measure(net, init="random", count=6, seed=6).mean)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_training_is_reproducible_and_leaves_the_global_generator(tmp_path: Path) -> None:
+    from erftheory.reproduce import _public, _training
+
+    cfg = dataclasses.replace(QUICK, train_epochs=1)
+    state = torch.get_rng_state()
+    torch.manual_seed(123)  # whatever the global state, the results are the seed's
+    first = _training(cfg, tmp_path, 4, "cpu")
+    torch.manual_seed(456)
+    second = _training(cfg, tmp_path, 4, "cpu")
+    torch.set_rng_state(state)
+    assert json.dumps(_public(first), sort_keys=True) == json.dumps(_public(second), sort_keys=True)
+    for a, b in zip(first["rows"], second["rows"], strict=True):  # the maps, bit for bit
+        assert np.array_equal(a["_experiment"], b["_experiment"])
+        assert np.array_equal(a["_stderr"], b["_stderr"])
+    generator_state = torch.get_rng_state()
+    _training(cfg, tmp_path, 5, "cpu")
+    assert torch.equal(torch.get_rng_state(), generator_state)

@@ -29,25 +29,22 @@ Example:
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._errors import ERFTypeError, ERFValueError
+from .._config import check_size, format_bytes
+from .._errors import ERFError, ERFTypeError, ERFValueError
 from ..layers import (
-    Activation,
-    Conv,
-    Dropout,
     Layer,
-    ReLU,
-    Residual,
-    Sigmoid,
-    Tanh,
 )
 from ..network import Network
+from ..paper import paper_network
+from ._guard import as_generator, is_out_of_memory, one_line, seeded_global_rng
 from .build import NetworkModule, WeightMode, to_torch
 from .init import DEFAULT_STRENGTH, centre_low_, he_, variance_network, xavier_
 
@@ -110,15 +107,20 @@ class BatchedNetworks(nn.Module):
         dtype: the dtype of weights and inputs (float64 by default, as `to_torch`).
         device: where the model lives; weights are drawn on the CPU first, so a given
             ``generator`` seed gives the same networks on every device.
-        generator: the ``torch.Generator`` for the random weights (the global one when
-            None).
+        generator: the ``torch.Generator`` for the random weights, an int seed, or None
+            (seed 0). torch's global generator is never used: the same seed gives the
+            same networks bit for bit, and two models built with None (or one seed) are
+            the *same* networks; pass different seeds, or one generator to both, for
+            independent ones. A callable ``init`` is called with the resolved generator.
 
     Inputs are ``(batch, count, *spatial)`` (network $c$ reads channel $c$) or
     ``(batch, 1, *spatial)``, one input shared by all networks (expanded, not copied,
     so its gradient is the sum over networks: `batched_input_gradients` gives them one
     by one); outputs are ``(batch, count, *network.output_size(spatial))``. Like a new
     ``nn.Module`` the model starts in ``train()`` mode, where `Dropout` is active; call
-    ``eval()`` for deterministic networks.
+    ``eval()`` for deterministic networks. Called directly in ``train()`` mode, its
+    ``nn.Dropout`` layers draw their masks from torch's global generator, as every
+    ``nn.Dropout`` does; `batched_input_gradients` seeds them from its ``generator``.
 
     Attributes:
         network: the `Network`.
@@ -132,7 +134,10 @@ class BatchedNetworks(nn.Module):
 
     Raises:
         ERFValueError: ``count`` below 1, an unknown ``init``.
-        ERFTypeError: a layer without a torch counterpart (a generic `Activation`).
+        SizeLimitError: the weights of ``count`` networks would need more than the
+            memory limit.
+        ERFTypeError: a layer without a torch counterpart (a generic `Activation`); a
+            ``generator`` that is neither a generator, an int nor None.
 
     Example:
         >>> import torch
@@ -155,12 +160,13 @@ class BatchedNetworks(nn.Module):
         strength: Any = DEFAULT_STRENGTH,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(network, Network):
             network = Network(network)
         count = _count(count)
+        gen = as_generator(generator)
         fill: InitFunction | None
         if callable(init):
             fill = init
@@ -182,14 +188,14 @@ class BatchedNetworks(nn.Module):
         self.strength = strength
         self._dtype = dtype
         self.model: NetworkModule = to_torch(
-            network, weights=mode, dtype=dtype, generator=generator, copies=count
+            network, weights=mode, dtype=dtype, generator=gen, copies=count
         )
         self.convs = _convs(self.model)
         if fill is not None:
             with torch.no_grad():
                 for c in range(count):
                     for conv in self.convs:
-                        fill(conv.weight[c : c + 1], generator=generator)
+                        fill(conv.weight[c : c + 1], generator=gen)
         if device is not None:
             self.model.to(device)
 
@@ -319,7 +325,7 @@ def batched_input_gradients(
     *,
     size: int | Sequence[int] | None = None,
     output_unit: int | Sequence[int] | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
     channels_last: bool | None = None,
     num_threads: int | None = None,
 ) -> torch.Tensor:
@@ -347,7 +353,15 @@ def batched_input_gradients(
         size: the spatial size for ``input=None``.
         output_unit: the output unit (an int per axis); default
             ``network.centre_output(spatial)``.
-        generator: the ``torch.Generator`` for ``input=None``.
+        generator: the ``torch.Generator`` for ``input=None`` and for the masks of
+            `Dropout` layers in ``train()`` mode, an int seed, or None (seed 0). torch's
+            global generator is not used (it is forked and seeded from ``generator``
+            while dropout runs), so on the CPU the same generator state gives the same
+            gradients bit for bit. Inputs are drawn on the CPU and moved to the model's
+            device, so every device sees the same inputs; on a GPU dropout masks come
+            from the CUDA generator (other numbers than on the CPU) and some CUDA
+            backward kernels are not deterministic, so results agree with the CPU up to
+            rounding (dropout aside).
         channels_last: run 2-D models in ``torch.channels_last`` memory format, where
             PyTorch's CPU depthwise convolution is several times faster in float32.
             Default: on for 2-D float32/float16/bfloat16 networks, off otherwise.
@@ -366,7 +380,10 @@ def batched_input_gradients(
         dtype and on its device.
 
     Raises:
-        ERFValueError: an input of the wrong shape; an output unit outside the output.
+        ERFValueError: an input of the wrong shape; an output unit outside the output;
+            a forward or backward pass that runs out of memory.
+        SizeLimitError: the input, its gradient and the output would need more than the
+            memory limit (checked before anything is drawn).
 
     Example:
         >>> import torch
@@ -395,19 +412,35 @@ def _gradients(
     input: torch.Tensor | None,
     size: Any,
     output_unit: Any,
-    generator: torch.Generator | None,
+    generator: torch.Generator | int | None,
     channels_last: bool | None,
 ) -> torch.Tensor:
     nd, count = batched.ndim, batched.count
     dtype, device = batched.dtype, batched.device
+    gen = as_generator(generator, cpu=True)
     squeeze = True
+    esize = torch.empty((), dtype=dtype).element_size()
     if input is None:
         sizes = _as_sizes(batched.network.min_input_size() if size is None else size, nd)
-        x = torch.randn((1, count, *sizes), generator=generator, dtype=dtype).to(device)
+        _check_gradient_memory(count * math.prod(sizes) * esize, (1, count, *sizes))
+        x = torch.randn((1, count, *sizes), generator=gen, dtype=dtype).to(device)
     else:
         if size is not None:
             raise ERFValueError("give either input or size, not both")
-        t = torch.as_tensor(input).to(dtype=dtype, device=device)
+        try:
+            t = torch.as_tensor(input)
+        except Exception as e:
+            raise ERFTypeError(
+                f"input must be a tensor (or array) of numbers, got {type(input).__name__}: "
+                f"{one_line(e)}"
+            ) from e
+        if t.is_complex() or not (t.is_floating_point() or t.dtype in _REAL_INT):
+            raise ERFTypeError(f"input has dtype {t.dtype}; it must hold real numbers")
+        if t.dim() >= nd:
+            batch = int(t.shape[0]) if t.dim() == nd + 2 else 1
+            pixels = math.prod(int(v) for v in t.shape[t.dim() - nd :])
+            _check_gradient_memory(batch * count * pixels * esize, tuple(t.shape))
+        t = t.to(dtype=dtype, device=device)
         if t.dim() == nd:
             x = t.reshape(1, 1, *t.shape)
         elif t.dim() == nd + 1 and t.shape[0] == count:
@@ -435,12 +468,43 @@ def _gradients(
     if channels_last is None:
         channels_last = nd == 2 and dtype in (torch.float32, torch.float16, torch.bfloat16)
     fmt = torch.channels_last if channels_last and nd == 2 else torch.contiguous_format
-    x = x.detach().contiguous(memory_format=fmt).requires_grad_(True)
-    y = batched.model(x)
-    total = y[(slice(None), slice(None), *unit)].sum()
-    (grad,) = torch.autograd.grad(total, x)
-    grad = grad.contiguous()
+    dropout = batched.model.training and any(
+        isinstance(m, nn.Dropout) and m.p > 0 for m in batched.model.modules()
+    )
+    # one number from the generator seeds the global one for dropout (forked, restored)
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device)) if dropout else 0
+    try:
+        with seeded_global_rng(seed, device if dropout else None):
+            x = x.detach().contiguous(memory_format=fmt).requires_grad_(True)
+            y = batched.model(x)
+            total = y[(slice(None), slice(None), *unit)].sum()
+            (grad,) = torch.autograd.grad(total, x)
+            grad = grad.contiguous()
+    except ERFError:
+        raise
+    except Exception as e:
+        if not is_out_of_memory(e):
+            raise
+        raise ERFValueError(
+            f"the {count} networks ran out of memory on {device} with an input of shape "
+            f"{tuple(x.shape)} ({one_line(e)}); use fewer networks, a smaller size or a "
+            f"smaller batch"
+        ) from e
     return grad[0] if squeeze else grad
+
+
+_REAL_INT = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+
+
+def _check_gradient_memory(input_bytes: int, shape: tuple[int, ...]) -> None:
+    """The expanded input, its gradient and the output: three input-sized tensors."""
+    check_size(
+        3 * input_bytes,
+        f"the input gradients for an input of shape {shape} "
+        f"({format_bytes(input_bytes)} per input-sized tensor)",
+        "use fewer networks, a smaller size or a smaller batch, or raise the limit "
+        "(erftheory.set_memory_limit)",
+    )
 
 
 def _as_sizes_or_index(value: Any, ndim: int) -> tuple[int, ...]:
@@ -453,115 +517,3 @@ def _as_sizes_or_index(value: Any, ndim: int) -> tuple[int, ...]:
     ):
         raise ERFValueError(f"output_unit must give one int per axis ({ndim}), got {value!r}")
     return tuple(int(v) for v in vals)
-
-
-# --------------------------------------------------------------------------- networks
-_ACTIVATIONS: dict[str, Callable[[], Layer]] = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
-
-
-def paper_network(
-    depth: int,
-    kernel_size: int = 3,
-    ndim: int = 2,
-    activation: str | Activation | None = None,
-    stride_layers: Sequence[int] = (),
-    dilations: Sequence[int] | Mapping[int, int] | None = None,
-    residual: bool = False,
-    dropout: float | None = None,
-) -> Network:
-    r"""The synthetic networks of Sections 2 and 3.1: a stack of single-channel convolutions.
-
-    ``depth`` convolutions of ``kernel_size`` taps per axis, ``'same'`` padding; the
-    activation (and then dropout) follows every convolution except the last. With
-    `BatchedNetworks` the paper's three cases of Fig. 1 are ``init="ones"`` with no
-    activation ("Uniform"), ``init="he"`` with no activation ("Random") and
-    ``init="he"`` with ``activation="relu"`` ("Random + ReLU"). The strided and dilated
-    variants of Fig. 1 (right) and Section 2.5 replace 3 of 15 convolutions, e.g.
-    ``paper_network(15, stride_layers=(4, 8, 12))`` or
-    ``paper_network(15, dilations={4: 2, 8: 4, 12: 8})`` (the paper does not say
-    which 3).
-
-    Args:
-        depth: the number of convolutions $n \ge 1$.
-        kernel_size: taps per axis.
-        ndim: 1 or 2.
-        activation: ``None``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or an `Activation`
-            layer.
-        stride_layers: indices (0 = nearest the input) of the convolutions with stride 2.
-        dilations: the dilation of every convolution (a sequence of ``depth`` ints), or
-            ``{index: dilation}`` for some of them.
-        residual: wrap every stride-1 convolution with its activation (and dropout) in
-            a `Residual` block $y = x + F(x)$ (the skip connections of Section 2.5);
-            strided ones stay plain, since an identity shortcut cannot change the grid.
-        dropout: $p$ of a `Dropout` after each activation (None: no dropout).
-
-    Example:
-        >>> paper_network(3, activation="relu")
-        Network([Conv(3), ReLU(), Conv(3), ReLU(), Conv(3)])
-        >>> paper_network(3, ndim=1, stride_layers=[1], dilations={2: 2}, residual=True)
-        Network([Residual(Conv(3)), Conv(3, stride=2), Residual(Conv(3, dilation=2))])
-        >>> paper_network(15, dilations={4: 2, 8: 4, 12: 8}).receptive_field.size
-        (53, 53)
-    """
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ERFValueError(f"depth must be a positive int, got {depth!r}")
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral):
-        raise ERFValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
-    if kernel_size < 1:
-        raise ERFValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
-    if ndim not in (1, 2) or isinstance(ndim, bool):
-        raise ERFValueError(f"ndim must be 1 or 2, got {ndim!r}")
-    act: Layer | None
-    if activation is None:
-        act = None
-    elif isinstance(activation, Activation):
-        act = activation
-    elif activation in _ACTIVATIONS:
-        act = _ACTIVATIONS[activation]()
-    else:
-        raise ERFValueError(
-            f"activation must be None, 'relu', 'tanh', 'sigmoid' or an Activation, "
-            f"got {activation!r}"
-        )
-    strided = set()
-    for i in stride_layers:
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < depth:
-            raise ERFValueError(f"stride_layers must hold indices 0..{depth - 1}, got {i!r}")
-        strided.add(int(i))
-    dil = [1] * depth
-    if dilations is not None:
-        items = (
-            dilations.items()
-            if isinstance(dilations, Mapping)
-            else enumerate(_sequence(dilations, depth))
-        )
-        for i, d in items:
-            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < depth:
-                raise ERFValueError(f"dilations: layer index {i!r} is outside 0..{depth - 1}")
-            if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
-                raise ERFValueError(f"dilations must be positive ints, got {d!r} at layer {i}")
-            dil[int(i)] = int(d)
-    if dropout is not None:
-        Dropout(dropout)  # validate
-    layers: list[Layer] = []
-    for i in range(depth):
-        block: list[Layer] = [
-            Conv(int(kernel_size), stride=2 if i in strided else 1, dilation=dil[i])
-        ]
-        if i < depth - 1:
-            if act is not None:
-                block.append(act)
-            if dropout is not None:
-                block.append(Dropout(dropout))
-        if residual and i not in strided:
-            layers.append(Residual(*block))
-        else:
-            layers.extend(block)
-    return Network(layers, ndim=ndim)
-
-
-def _sequence(values: Any, depth: int) -> list[Any]:
-    out = list(values)
-    if len(out) != depth:
-        raise ERFValueError(f"dilations must give {depth} values (one per layer), got {len(out)}")
-    return out

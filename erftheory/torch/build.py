@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import check_size
 from .._errors import ERFTypeError, ERFValueError
 from ..layers import (
     Activation,
@@ -67,6 +68,7 @@ from ..layers import (
     Tanh,
 )
 from ..network import Network
+from ._guard import as_generator
 
 __all__ = [
     "NetworkModule",
@@ -269,7 +271,10 @@ class _Builder:
             "dilation": layer.dilation(nd),
             "padding": tuple(a for a, _ in pads) if symmetric else 0,
         }
-        module = cls(c * g, c * g, groups=g, bias=False, dtype=self.dtype, **opts)
+        # skip_init: no default initialisation, which would draw from torch's global generator
+        module = torch.nn.utils.skip_init(
+            cls, c * g, c * g, groups=g, bias=False, dtype=self.dtype, **opts
+        )
         with torch.no_grad():
             module.weight.copy_(self.conv_weight(layer))
         return [module] if symmetric else [Pad(pads), module]
@@ -288,7 +293,9 @@ class _Builder:
             return (base / c).expand(shape).clone()
         k = layer.kernel("expected_square", nd)  # refuses negative variances
         var = torch.tensor([float(w) for w in k.flat], dtype=self.dtype).reshape(size)
-        noise = torch.randn(shape, generator=self.generator, dtype=self.dtype)
+        gen = self.generator
+        assert gen is not None
+        noise = torch.randn(shape, generator=gen, dtype=self.dtype, device=gen.device).cpu()
         return noise * torch.sqrt(var / c)
 
     def pool(self, layer: AvgPool | MaxPool) -> list[nn.Module]:
@@ -316,12 +323,25 @@ class _Builder:
         return [Pad(pads, value), module]
 
 
+def _conv_elements(layers: Sequence[Layer], ndim: int) -> int:
+    """Weights per channel pair and copy of every `Conv`, blocks included."""
+    total = 0
+    for layer in layers:
+        if isinstance(layer, Conv):
+            total += math.prod(layer.size(ndim))
+        elif isinstance(layer, Residual):
+            total += _conv_elements(layer.body, ndim) + _conv_elements(layer.shortcut, ndim)
+        elif isinstance(layer, Parallel):
+            total += sum(_conv_elements(b, ndim) for b in layer.branches)
+    return total
+
+
 def to_torch(
     network: Network | Sequence[Layer],
     *,
     weights: WeightMode = "kernel",
     dtype: torch.dtype = torch.float64,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
     channels: int = 1,
     copies: int = 1,
 ) -> NetworkModule:
@@ -338,8 +358,11 @@ def to_torch(
               variance is the kernel's value $v(m)$ (the reading of
               ``kind="expected_square"``), drawn with ``generator``.
         dtype: the dtype of the weights (and of the inputs you feed the model).
-        generator: the ``torch.Generator`` for ``weights="random"`` (the global one
-            when None).
+        generator: the ``torch.Generator`` for ``weights="random"``, an int seed, or
+            None (seed 0). torch's global generator is never used (the modules are
+            built without their default initialisation, which would draw from it), so
+            the same generator state gives the same weights bit for bit; the weights are
+            drawn on the generator's device and built on the CPU.
         channels: channels per layer ($C$), input and output. Every pair of input and
             output channels gets the kernel divided by $C$ (``"kernel"``, ``"ones"``) or
             the variance divided by $C$ (``"random"``). Then, for the gradient of *one*
@@ -368,6 +391,8 @@ def to_torch(
         ERFTypeError: a layer without a torch counterpart (a generic `Activation`).
         ERFValueError: an unknown ``weights`` mode, ``channels`` or ``copies`` below 1,
             or negative variances with ``weights="random"``.
+        SizeLimitError: the convolution weights would need more than the memory limit
+            (`erftheory.get_memory_limit`).
 
     Example:
         >>> import torch
@@ -390,5 +415,16 @@ def to_torch(
     for name, value in (("channels", channels), ("copies", copies)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ERFValueError(f"{name} must be a positive int, got {value!r}")
-    builder = _Builder(network.ndim, weights, dtype, generator, channels, copies)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ERFTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    gen = as_generator(generator) if weights == "random" else None
+    elements = _conv_elements(network.layers, network.ndim) * copies * channels * channels
+    nbytes = elements * torch.empty((), dtype=dtype).element_size()
+    # "random" draws the noise and the scaled copy before the module's own weight
+    check_size(
+        nbytes * (3 if weights == "random" else 2),
+        f"the convolution weights of {copies} copies with {channels} channels",
+        "use fewer copies or channels, or raise the limit (erftheory.set_memory_limit)",
+    )
+    builder = _Builder(network.ndim, weights, dtype, gen, channels, copies)
     return NetworkModule(network, builder.chain(network.layers), channels, copies)

@@ -66,8 +66,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._errors import ERFTypeError, ERFValueError
+from .._config import check_size, format_bytes, get_memory_limit
+from .._errors import ERFError, ERFTypeError, ERFValueError
 from ..network import Network
+from ._guard import (
+    as_generator,
+    check_seed,
+    derived_seed,
+    describe_model,
+    is_out_of_memory,
+    one_line,
+    seeded_global_rng,
+    wrap_exception,
+)
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
@@ -531,27 +542,55 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+_SHAPES = "(C, L) or (C, H, W) for batches (N, C, L) or (N, C, H, W)"
+
+
 def _check_shape(input_shape: Any) -> tuple[int, ...]:
     if not isinstance(input_shape, (tuple, list, torch.Size)):
         raise ERFValueError(
-            f"input_shape must be (channels, *spatial), a tuple of positive ints, got "
-            f"{input_shape!r}"
+            f"input_shape must be (channels, *spatial), a tuple of positive ints such as "
+            f"{_SHAPES}, got {input_shape!r}"
         )
     shape = tuple(input_shape)
-    if len(shape) < 2 or any(
-        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in shape
-    ):
+    if len(shape) < 2:
         raise ERFValueError(
-            f"input_shape must be (channels, *spatial) with positive sizes, got {input_shape!r}"
+            f"input_shape {input_shape!r} has no spatial axis; it must be (channels, *spatial) "
+            f"such as {_SHAPES}"
+        )
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in shape):
+        raise ERFValueError(
+            f"input_shape must be (channels, *spatial) with positive int sizes, such as "
+            f"{_SHAPES}, got {input_shape!r}"
         )
     return tuple(int(s) for s in shape)
 
 
 def _device(device: Any) -> torch.device:
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, numbers.Integral)):
+        raise ERFTypeError(
+            f"device must be a string such as 'cpu' or 'cuda:0' or a torch.device, got "
+            f"{device!r} of type {type(device).__name__}"
+        )
     try:
-        dev = torch.device(device)
+        dev = torch.device(int(device) if isinstance(device, numbers.Integral) else device)
     except (RuntimeError, TypeError, ValueError) as e:
-        raise ERFValueError(f"device {device!r} is not a torch device: {e}") from e
+        raise ERFValueError(
+            f"device {device!r} is not a torch device ({one_line(e)}); use 'cpu' or 'cuda'"
+        ) from e
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ERFValueError(
+                f"device {device!r} was asked for, but MPS is not available to this torch "
+                f"({torch.__version__}); use device='cpu'"
+            )
+        return dev
+    if dev.type != "cuda":
+        raise ERFValueError(
+            f"device {device!r} (type {dev.type!r}) is not supported by empirical_erf; use "
+            f"'cpu', 'cuda' or 'mps'"
+        )
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ERFValueError(
@@ -581,6 +620,141 @@ def _on(model: nn.Module, device: torch.device, dtype: torch.dtype) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- outputs
+_ELEMENTWISE = frozenset(
+    {
+        "AbsBackward0",
+        "AddBackward1",
+        "AliasBackward0",
+        "CloneBackward0",
+        "DivBackward1",
+        "EluBackward0",
+        "GeluBackward0",
+        "HardswishBackward0",
+        "HardtanhBackward0",
+        "LeakyReluBackward0",
+        "MulBackward1",
+        "NativeDropoutBackward0",
+        "NegBackward0",
+        "ReluBackward0",
+        "SigmoidBackward0",
+        "SiluBackward0",
+        "SoftplusBackward0",
+        "SubBackward1",
+        "TanhBackward0",
+        "ThresholdBackward0",
+        "ToCopyBackward0",
+    }
+)
+_VIEWS = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0"})
+_MATMULS = frozenset(
+    {
+        "AddmmBackward0",
+        "MmBackward0",
+        "BmmBackward0",
+        "BaddbmmBackward0",
+        "AddbmmBackward0",
+        "MvBackward0",
+        "LinearBackward0",
+    }
+)
+
+
+def _ends_in_linear(y: torch.Tensor) -> bool:
+    """Whether ``y`` is a matrix product over its last axis (``nn.Linear``), up to
+    elementwise functions: the autograd graph is walked back from the output."""
+    fn = y.grad_fn
+    for _ in range(64):
+        if fn is None:
+            return False
+        name = type(fn).__name__
+        if name in _MATMULS:
+            return True
+        if name not in _ELEMENTWISE and name not in _VIEWS:
+            return False
+        nexts = [f for f, _ in fn.next_functions if f is not None]
+        if len(nexts) != 1:
+            return False
+        if name in _VIEWS:
+            return type(nexts[0]).__name__ in _MATMULS
+        fn = nexts[0]
+    return False
+
+
+def _check_output(model: nn.Module, x: torch.Tensor, y: Any) -> None:
+    """Refuse outputs that are not a spatial map of the input's spatial axes."""
+    inp = tuple(x.shape)
+    what = describe_model(model)
+    if not isinstance(y, torch.Tensor):
+        hint = (
+            "; return only the feature map (wrap the model to pick one element)"
+            if isinstance(y, (tuple, list, dict))
+            else ""
+        )
+        raise ERFTypeError(
+            f"{what} returned {type(y).__name__} for inputs of shape {inp}; empirical_erf needs "
+            f"a tensor output map (batch, channels, *spatial){hint}"
+        )
+    if not y.is_floating_point():
+        raise ERFTypeError(
+            f"{what} returned a tensor of dtype {y.dtype} for inputs of shape {inp}; "
+            f"empirical_erf needs a real floating output map to differentiate"
+        )
+    out = tuple(y.shape)
+    if y.dim() < 3 or y.shape[0] != x.shape[0]:
+        spatial = " (it has no spatial axis)" if y.dim() == 2 and y.shape[0] == x.shape[0] else ""
+        raise ERFValueError(
+            f"for inputs of shape {inp} {what} returned shape {out}{spatial}; empirical_erf "
+            f"needs an output map (batch, channels, *spatial) with one entry per sample, such "
+            f"as (N, C, L) or (N, C, H, W)"
+        )
+    if y.dim() != x.dim():
+        raise ERFValueError(
+            f"{what} maps inputs of shape {inp} ({x.dim() - 2} spatial axes) to shape {out} "
+            f"({y.dim() - 2} spatial axes); empirical_erf needs an output map with the input's "
+            f"spatial axes: (N, C, L) -> (N, C', L') or (N, C, H, W) -> (N, C', H', W')"
+        )
+    if isinstance(model, (nn.Linear, nn.Bilinear)) or _ends_in_linear(y):
+        raise ERFValueError(
+            f"the output of {what} (shape {out} for inputs of shape {inp}) comes from a linear "
+            f"layer (nn.Linear, a matrix product) over its last axis, which is not spatial: "
+            f"empirical_erf needs a model whose output is a spatial map (N, C, L) or "
+            f"(N, C, H, W), such as a convolutional feature extractor"
+        )
+
+
+def _element_size(dtype: torch.dtype) -> int:
+    return int(torch.empty((), dtype=dtype).element_size())
+
+
+def _check_batch_memory(
+    samples: int, sample_shape: Sequence[int], dtype: torch.dtype, what: str, hint: str = ""
+) -> None:
+    r"""`SizeLimitError` before a batch is drawn whose own tensors exceed the limit.
+
+    The estimate is a lower bound: the batch in ``dtype``, its input gradient in
+    ``dtype`` and the float64 statistic per sample (the model's activations come on
+    top), plus the four float64 accumulator maps.
+    """
+    numel = math.prod(int(s) for s in sample_shape)
+    spatial = math.prod(int(s) for s in sample_shape[1:])
+    per_sample = numel * (2 * _element_size(dtype) + 8)
+    fixed = 4 * 8 * spatial
+    estimate = samples * per_sample + fixed
+    if estimate <= get_memory_limit():
+        return
+    if not hint:
+        fit = (get_memory_limit() - fixed) // per_sample if per_sample else 0
+        hint = (
+            f"use batch_size={fit} or less, or raise the limit (erftheory.set_memory_limit)"
+            if fit >= 1
+            else f"one sample of shape {tuple(sample_shape)} alone needs "
+            f"{format_bytes(per_sample + fixed)}; use a smaller input or raise the limit "
+            f"(erftheory.set_memory_limit)"
+        )
+    check_size(estimate, what, hint)
+
+
 # --------------------------------------------------------------------------- inputs
 def _as_batch(x: Any, input_shape: tuple[int, ...] | None, what: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
@@ -589,8 +763,9 @@ def _as_batch(x: Any, input_shape: tuple[int, ...] | None, what: str) -> torch.T
         x = x.unsqueeze(0)
     if x.dim() < 3:
         raise ERFValueError(
-            f"{what} has shape {tuple(x.shape)}; inputs must be (batch, channels, *spatial) "
-            f"or (channels, *spatial) with input_shape given"
+            f"{what} has shape {tuple(x.shape)}, with no spatial axis; inputs must be (batch, "
+            f"channels, *spatial) such as (N, C, L) or (N, C, H, W), or (channels, *spatial) "
+            f"with input_shape given"
         )
     if input_shape is not None and tuple(x.shape[1:]) != input_shape:
         raise ERFValueError(
@@ -651,6 +826,21 @@ class _Source:
                 f"{type(inputs).__name__}"
             )
 
+    def check_memory(self) -> None:
+        """`SizeLimitError` when one batch of random or tensor inputs is over the limit."""
+        if self.kind == "random":
+            assert self.input_shape is not None
+            _check_batch_memory(
+                self.batch_size,
+                self.input_shape,
+                self.dtype,
+                f"a batch of {self.batch_size} random inputs of shape {self.input_shape}",
+            )
+        elif self.kind == "tensor":
+            n = min(self.batch_size, int(self.tensor.shape[0]))
+            sample = tuple(int(s) for s in self.tensor.shape[1:])
+            _check_batch_memory(n, sample, self.dtype, f"a batch of {n} inputs of shape {sample}")
+
     def run(self) -> Iterator[torch.Tensor]:
         if self.kind == "random":
             assert self.input_shape is not None
@@ -660,9 +850,34 @@ class _Source:
         elif self.kind == "tensor":
             yield from torch.split(self.tensor, self.batch_size)
         else:
-            for i, item in enumerate(self.iterable):
+            try:
+                iterator = iter(self.iterable)
+            except Exception as e:
+                raise wrap_exception(e, f"iterating over inputs failed: {one_line(e)}") from e
+            i = 0
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                except ERFError:
+                    raise
+                except Exception as e:
+                    raise wrap_exception(
+                        e, f"the inputs iterable raised at batch {i}: {one_line(e)}"
+                    ) from e
                 x = item[0] if isinstance(item, (tuple, list)) and item else item
-                yield _as_batch(x, self.input_shape, f"input batch {i}")
+                batch = _as_batch(x, self.input_shape, f"input batch {i}")
+                sample = tuple(int(s) for s in batch.shape[1:])
+                _check_batch_memory(
+                    int(batch.shape[0]),
+                    sample,
+                    self.dtype,
+                    f"input batch {i} of shape {tuple(batch.shape)}",
+                    "use smaller batches or raise the limit (erftheory.set_memory_limit)",
+                )
+                yield batch
+                i += 1
 
 
 # --------------------------------------------------------------------------- geometry
@@ -697,7 +912,12 @@ def _origin(
 def _centre(output_index: Any, out_spatial: tuple[int, ...]) -> tuple[int, ...]:
     if output_index is None:
         return tuple((n - 1) // 2 for n in out_spatial)
-    idx = (output_index,) if isinstance(output_index, numbers.Integral) else tuple(output_index)
+    if isinstance(output_index, numbers.Integral):
+        idx: tuple[Any, ...] = (output_index,)
+    elif isinstance(output_index, (tuple, list, torch.Size)):
+        idx = tuple(output_index)
+    else:
+        idx = ()
     if len(idx) != len(out_spatial) or not all(
         isinstance(i, numbers.Integral) and not isinstance(i, bool) and 0 <= int(i) < n
         for i, n in zip(idx, out_spatial, strict=False)
@@ -729,7 +949,7 @@ def empirical_erf(
     runs: int = 1,
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
-    seed: int = 0,
+    seed: int | torch.Generator = 0,
     dtype: torch.dtype = torch.float64,
     output_index: int | Sequence[int] | None = None,
     channel_reduce: ChannelReduce = "sum",
@@ -783,7 +1003,10 @@ def empirical_erf(
             whose parameters or buffers are on another device or in another floating
             dtype is measured as a deep copy moved there (the model itself is not
             changed); a factory's models are moved in place.
-        seed: seeds the CPU generator of random inputs and of factory weights.
+        seed: an int in ``0 .. 2**64 - 1`` that seeds the CPU generator of random inputs
+            and of factory weights, or that CPU ``torch.Generator`` itself (advanced by
+            the call, so consecutive calls sharing it draw new numbers). See
+            *Reproducibility* below.
         dtype: the floating dtype of the inputs (and of the model copy, see
             ``device``). Sums are always accumulated in float64.
         output_index: the output unit to propagate from (an int or one index per
@@ -806,13 +1029,45 @@ def empirical_erf(
         ``centre`` and ``origin``. Samples whose gradient held a NaN or an infinity are
         counted in ``nonfinite`` and left out.
 
+    Accepted shapes: inputs are ``(N, C, L)`` or ``(N, C, H, W)`` (``input_shape``
+    ``(C, L)`` or ``(C, H, W)``; more spatial axes work the same way), and the output
+    must be a map with the same spatial axes, ``(N, C', L')`` or ``(N, C', H', W')``.
+    A model without a spatial output is refused: an output with fewer axes (a
+    classifier's logits), or one that comes from ``nn.Linear`` (a matrix product over
+    the last axis, as for ``nn.Linear`` applied to ``(N, C, L)``).
+
+    Memory: before a batch is drawn, its own tensors (the inputs and their gradient in
+    ``dtype``, the float64 statistic; a lower bound, activations come on top) are
+    checked against `erftheory.get_memory_limit`, and an allocator failure inside the
+    model ends in a one-line `ERFValueError` that names the batch shape and suggests a
+    smaller ``batch_size``.
+
+    Reproducibility: on the CPU the same ``seed`` (or generators in the same state),
+    model, inputs and arguments give the same result bit for bit. The random inputs
+    and a factory's weights come from the seeded CPU generator and are moved to
+    ``device``, so every device sees the same numbers. torch's *global* generator is
+    never used by erftheory; while the model runs it is forked and seeded from
+    ``seed`` (and restored afterwards), so a model that draws from it itself (noise
+    layers, ``torch.rand`` in ``forward``) is reproducible too. On a GPU the inputs
+    are the same, but the model's own draws come from the CUDA generator, whose
+    streams differ from the CPU's, and some CUDA kernels (atomic-add backward passes
+    of pooling, interpolation, scatter; cuDNN algorithm choice) are not
+    deterministic, so results agree with the CPU only up to rounding unless
+    ``torch.use_deterministic_algorithms(True)`` is set.
+
     Raises:
         ERFValueError: an unknown statistic or channel reduction; ``runs``,
-            ``batch_size`` or an input size not positive; inputs the model does not
-            accept (the message names the shape); an output that is not a map; an
-            ``output_index`` outside it; CUDA asked for but unavailable; no samples.
+            ``batch_size`` or an input size not positive; an ``input_shape`` without a
+            spatial axis; a model that raises on the inputs (the one-line message
+            names the model type, the input shape and the original exception, which
+            is chained as ``__cause__``); an output that is not a spatial map; an
+            ``output_index`` outside it; a device that is unknown or unavailable; no
+            samples; a batch that runs out of memory.
+        SizeLimitError: one batch would need more than the memory limit (an
+            `ERFValueError`; the message gives the largest ``batch_size`` that fits).
         ERFTypeError: ``model`` is neither a module nor a callable; a factory returns
-            something else; inputs of the wrong type.
+            something else; inputs, ``seed`` or ``dtype`` of the wrong type; a model
+            that raises a ``TypeError``; an output that is not a floating tensor.
 
     Example:
         >>> import torch
@@ -835,8 +1090,10 @@ def empirical_erf(
         )
     runs = _positive_int(runs, "runs")
     shape = None if input_shape is None else _check_shape(input_shape)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ERFTypeError(f"seed must be an int, got {seed!r}")
+    if isinstance(seed, torch.Generator):
+        gen = as_generator(seed, "seed", cpu=True)
+    else:
+        gen = torch.Generator().manual_seed(check_seed(seed))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ERFTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     dev = _device(device)
@@ -863,9 +1120,9 @@ def empirical_erf(
                 "batch_size applies to random and tensor inputs; an iterable's batches are "
                 "used as they come"
             )
-    gen = torch.Generator()
-    gen.manual_seed(int(seed))
+    global_seed = derived_seed(gen, b"erftheory.empirical_erf: torch's global generator")
     source = _Source(inputs, shape, batch_size, dtype, gen, runs)
+    source.check_memory()
 
     # ---- progress bar
     total = None if source.batches is None else runs * source.batches
@@ -886,11 +1143,12 @@ def empirical_erf(
 
     meas = _Measurement(source, dev, dtype, statistic, channel_reduce, output_index, network)
     try:
-        if factory is None:
-            assert isinstance(model, nn.Module)
-            meas.fixed(model, runs, bar)
-        else:
-            meas.factory(factory, runs, gen, bar)
+        with seeded_global_rng(global_seed, dev):
+            if factory is None:
+                assert isinstance(model, nn.Module)
+                meas.fixed(model, runs, bar)
+            else:
+                meas.factory(factory, runs, gen, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -949,9 +1207,15 @@ class _Measurement:
             try:
                 work = copy.deepcopy(model).to(device=self.dev, dtype=self.dtype)
             except Exception as e:
+                if is_out_of_memory(e):
+                    raise ERFValueError(
+                        f"{describe_model(model)} could not be copied to {self.dev} in "
+                        f"{self.dtype}: out of memory ({one_line(e)}); move it yourself "
+                        f"(model.to(device, dtype)) or use a smaller model"
+                    ) from e
                 raise ERFValueError(
-                    f"the model is not on {self.dev} in {self.dtype} and could not be copied "
-                    f"there ({e}); move it yourself (model.to(device, dtype))"
+                    f"{describe_model(model)} is not on {self.dev} in {self.dtype} and could not "
+                    f"be copied there ({one_line(e)}); move it yourself (model.to(device, dtype))"
                 ) from e
             for _ in range(runs):
                 self.run(work, per_run=False, bar=bar)
@@ -967,8 +1231,21 @@ class _Measurement:
     def factory(self, factory: ModelFactory, runs: int, gen: torch.Generator, bar: Any) -> None:
         """One new network per run; the run's samples are averaged into one unit."""
         warned = False
+        name = getattr(factory, "__qualname__", type(factory).__qualname__)
         for index in range(runs):
-            built = factory(index, gen)
+            try:
+                built = factory(index, gen)
+            except ERFError:
+                raise
+            except Exception as e:
+                if is_out_of_memory(e):
+                    raise ERFValueError(
+                        f"the model factory {name} ran out of memory building the network of "
+                        f"run {index} ({one_line(e)}); build a smaller network"
+                    ) from e
+                raise wrap_exception(
+                    e, f"the model factory {name} raised at run {index}: {one_line(e)}"
+                ) from e
             if not isinstance(built, nn.Module):
                 raise ERFTypeError(
                     f"the model factory returned {type(built).__name__}, not an nn.Module"
@@ -978,7 +1255,14 @@ class _Measurement:
                 warned = True
             if self.network is None:
                 self.network = _network_of(built)
-            self.run(built.to(device=self.dev, dtype=self.dtype), per_run=True, bar=bar)
+            try:
+                moved = built.to(device=self.dev, dtype=self.dtype)
+            except Exception as e:
+                raise ERFValueError(
+                    f"the network of run {index} ({type(built).__qualname__}) could not be "
+                    f"moved to {self.dev} in {self.dtype}: {one_line(e)}"
+                ) from e
+            self.run(moved, per_run=True, bar=bar)
 
     def run(self, model: nn.Module, *, per_run: bool, bar: Any) -> None:
         model.eval()
@@ -986,7 +1270,7 @@ class _Measurement:
         run_n = 0
         run_bad = 0
         for x_cpu in self.source.run():
-            q, finite = self.gradient(model, x_cpu.to(device=self.dev, dtype=self.dtype))
+            q, finite = self.batch(model, x_cpu)
             acc = self.acc
             assert acc is not None
             good = q[finite]
@@ -1038,34 +1322,56 @@ class _Measurement:
                 f"the output map changed shape from {self.out_spatial} to {out_spatial}"
             )
 
+    def batch(self, model: nn.Module, x_cpu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`gradient` of one batch, with allocator failures turned into one-line errors."""
+        try:
+            return self.gradient(model, x_cpu.to(device=self.dev, dtype=self.dtype))
+        except ERFError:
+            raise
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            shape = tuple(x_cpu.shape)
+            nbytes = x_cpu.numel() * _element_size(self.dtype)
+            raise ERFValueError(
+                f"{describe_model(model)} ran out of memory on {self.dev} with a batch of "
+                f"shape {shape} ({format_bytes(nbytes)} of inputs in {self.dtype}): "
+                f"{one_line(e)}; use a smaller batch_size (now {shape[0]}) or a smaller input"
+            ) from e
+
     def gradient(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample statistic maps ``(B, *spatial)`` (float64) and a finiteness mask."""
         g: torch.Tensor | None
+        shape = tuple(x.shape)
+        where = (
+            f"on inputs of shape {shape} (batch {shape[0]}, sample shape {shape[1:]}, "
+            f"channels {shape[1]})"
+        )
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             try:
                 y = model(x)
-            except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                raise ERFValueError(
-                    f"the model does not accept inputs of shape {tuple(x.shape)} "
-                    f"(batch, channels, *spatial) = (batch, *{tuple(x.shape[1:])}): {e}"
+            except Exception as e:
+                if is_out_of_memory(e):
+                    raise
+                raise wrap_exception(
+                    e, f"{describe_model(model)} raised {where}: {one_line(e)}"
                 ) from e
-            if not isinstance(y, torch.Tensor):
-                raise ERFTypeError(
-                    f"the model returned {type(y).__name__}; empirical_erf needs a tensor "
-                    f"output map (batch, channels, *spatial)"
-                )
-            if y.dim() < 3 or y.shape[0] != x.shape[0]:
-                raise ERFValueError(
-                    f"for inputs of shape {tuple(x.shape)} the model returned shape "
-                    f"{tuple(y.shape)}; empirical_erf needs an output map (batch, channels, "
-                    f"*spatial) with one entry per sample"
-                )
+            _check_output(model, x, y)
             self._geometry(x, y)
             index: tuple[slice | int, ...] = (slice(None), slice(None), *self.centre)
             sel = y[index]
             if sel.requires_grad:
-                (g,) = torch.autograd.grad(sel.sum(), x, allow_unused=True)
+                try:
+                    (g,) = torch.autograd.grad(sel.sum(), x, allow_unused=True)
+                except Exception as e:
+                    if is_out_of_memory(e):
+                        raise
+                    raise wrap_exception(
+                        e,
+                        f"the backward pass of {describe_model(model)} failed {where}: "
+                        f"{one_line(e)}",
+                    ) from e
             else:
                 g = None
         if g is None:

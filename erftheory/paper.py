@@ -1,0 +1,138 @@
+r"""The paper's synthetic networks (Sections 2 and 3.1), without torch.
+
+`paper_network` builds the stacks of single-channel convolutions of Fig. 1 and Section
+3.1 (uniform, random, random + ReLU, strided or dilated layers, residual blocks);
+`REPLACED` are the layers made strided or dilated in the Section 3.1 comparison. It is
+re-exported by `erftheory.torch.batched` and `erftheory.torch`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._errors import ERFValueError
+from .layers import Activation, Conv, Dropout, Layer, ReLU, Residual, Sigmoid, Tanh
+from .network import Network
+
+__all__ = ["REPLACED", "REPLACED_DILATIONS", "paper_network"]
+
+REPLACED: tuple[int, ...] = (3, 7, 11)
+"""The layers (0-based) made strided or dilated in the Section 3.1 comparison: the 4th,
+8th and 12th of 15. The paper ("replace 3 of the 15 convolutional layers") does not say
+which; these are the ones of ``docs/architectures.md`` and ``erftheory reproduce``."""
+
+REPLACED_DILATIONS: tuple[int, ...] = (2, 4, 8)
+"""The dilations of the `REPLACED` layers in the dilated variant, in order."""
+
+_ACTIVATIONS: dict[str, Callable[[], Layer]] = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+def paper_network(
+    depth: int,
+    kernel_size: int = 3,
+    ndim: int = 2,
+    activation: str | Activation | None = None,
+    stride_layers: Sequence[int] = (),
+    dilations: Sequence[int] | Mapping[int, int] | None = None,
+    residual: bool = False,
+    dropout: float | None = None,
+) -> Network:
+    r"""The synthetic networks of Sections 2 and 3.1: a stack of single-channel convolutions.
+
+    ``depth`` convolutions of ``kernel_size`` taps per axis, ``'same'`` padding; the
+    activation (and then dropout) follows every convolution except the last. With
+    `BatchedNetworks` the paper's three cases of Fig. 1 are ``init="ones"`` with no
+    activation ("Uniform"), ``init="he"`` with no activation ("Random") and
+    ``init="he"`` with ``activation="relu"`` ("Random + ReLU"). The strided and dilated
+    variants of Section 3.1 ("replace 3 of the 15 convolutional layers") replace the
+    layers `REPLACED` (the 4th, 8th and 12th; the paper does not say which 3):
+    ``paper_network(15, stride_layers=REPLACED)`` or
+    ``paper_network(15, dilations=dict(zip(REPLACED, (2, 4, 8))))``, as
+    ``erftheory reproduce`` and ``docs/architectures.md`` do.
+
+    Args:
+        depth: the number of convolutions $n \ge 1$.
+        kernel_size: taps per axis.
+        ndim: 1 or 2.
+        activation: ``None``, ``"relu"``, ``"tanh"``, ``"sigmoid"`` or an `Activation`
+            layer.
+        stride_layers: indices (0 = nearest the input) of the convolutions with stride 2.
+        dilations: the dilation of every convolution (a sequence of ``depth`` ints), or
+            ``{index: dilation}`` for some of them.
+        residual: wrap every stride-1 convolution with its activation (and dropout) in
+            a `Residual` block $y = x + F(x)$ (the skip connections of Section 2.5);
+            strided ones stay plain, since an identity shortcut cannot change the grid.
+        dropout: $p$ of a `Dropout` after each activation (None: no dropout).
+
+    Example:
+        >>> paper_network(3, activation="relu")
+        Network([Conv(3), ReLU(), Conv(3), ReLU(), Conv(3)])
+        >>> paper_network(3, ndim=1, stride_layers=[1], dilations={2: 2}, residual=True)
+        Network([Residual(Conv(3)), Conv(3, stride=2), Residual(Conv(3, dilation=2))])
+        >>> paper_network(15, dilations=dict(zip(REPLACED, (2, 4, 8)))).receptive_field.size
+        (53, 53)
+    """
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
+        raise ERFValueError(f"depth must be a positive int, got {depth!r}")
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral):
+        raise ERFValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+    if kernel_size < 1:
+        raise ERFValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+    if ndim not in (1, 2) or isinstance(ndim, bool):
+        raise ERFValueError(f"ndim must be 1 or 2, got {ndim!r}")
+    act: Layer | None
+    if activation is None:
+        act = None
+    elif isinstance(activation, Activation):
+        act = activation
+    elif activation in _ACTIVATIONS:
+        act = _ACTIVATIONS[activation]()
+    else:
+        raise ERFValueError(
+            f"activation must be None, 'relu', 'tanh', 'sigmoid' or an Activation, "
+            f"got {activation!r}"
+        )
+    strided = set()
+    for i in stride_layers:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < depth:
+            raise ERFValueError(f"stride_layers must hold indices 0..{depth - 1}, got {i!r}")
+        strided.add(int(i))
+    dil = [1] * depth
+    if dilations is not None:
+        items = (
+            dilations.items()
+            if isinstance(dilations, Mapping)
+            else enumerate(_sequence(dilations, depth))
+        )
+        for i, d in items:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < depth:
+                raise ERFValueError(f"dilations: layer index {i!r} is outside 0..{depth - 1}")
+            if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
+                raise ERFValueError(f"dilations must be positive ints, got {d!r} at layer {i}")
+            dil[int(i)] = int(d)
+    if dropout is not None:
+        Dropout(dropout)  # validate
+    layers: list[Layer] = []
+    for i in range(depth):
+        block: list[Layer] = [
+            Conv(int(kernel_size), stride=2 if i in strided else 1, dilation=dil[i])
+        ]
+        if i < depth - 1:
+            if act is not None:
+                block.append(act)
+            if dropout is not None:
+                block.append(Dropout(dropout))
+        if residual and i not in strided:
+            layers.append(Residual(*block))
+        else:
+            layers.extend(block)
+    return Network(layers, ndim=ndim)
+
+
+def _sequence(values: Any, depth: int) -> list[Any]:
+    out = list(values)
+    if len(out) != depth:
+        raise ERFValueError(f"dilations must give {depth} values (one per layer), got {len(out)}")
+    return out

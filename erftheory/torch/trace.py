@@ -1,0 +1,1064 @@
+r"""Build a `erftheory.network.Network` from a PyTorch model (`from_torch`).
+
+The model is traced with ``torch.fx``, so the data flow of ``forward`` is read, not
+guessed: residual connections written ``out += identity``, ``x + f(x)`` or
+``torch.add(a, b)`` and concatenated branches (``torch.cat`` along the channels) are
+found wherever they are. The traced graph (a DAG from the input to the last spatial
+feature map) is decomposed into chains and blocks: every ``+`` or ``torch.cat`` joins
+the paths that leave their nearest common dominator (the last node every path from the
+input to all operands goes through), which become the branches of a
+`erftheory.layers.Residual` (an addition of two branches) or a
+`erftheory.layers.Parallel` (anything else). Graphs that are not series-parallel (one
+node feeding two blocks that overlap, as in DenseNet) are rejected: a shared random
+layer cannot be written as independent branches.
+
+torch is imported inside the functions only; ``import erftheory`` never loads it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+from .._config import format_bytes, get_memory_limit
+from .._errors import ERFError, ERFTypeError, ERFValueError, SizeLimitError, with_context
+from ..graph import NotSeriesParallelError, dominators, reachable, series_parallel
+from ..kernel import Kernel
+from ..layers import (
+    Activation,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    Dropout,
+    Layer,
+    LeakyReLU,
+    MaxPool,
+    Parallel,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Tanh,
+    _Spatial,
+)
+from ..network import Network
+
+__all__ = ["from_torch"]
+
+WEIGHTS: tuple[str, ...] = ("ones", "model", "variance")
+
+SUPPORTED = (
+    "Conv1d, Conv2d, AvgPool1d/2d, MaxPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d, "
+    "BatchNorm1d/2d, ReLU, ReLU6, LeakyReLU, Tanh, Sigmoid, Dropout, Dropout1d/2d, Identity, "
+    "nn.Sequential and other containers; the functional forms of these; + and - of two "
+    "branches; torch.cat along channels; a sum or mean over channels; scalar * and /; "
+    "global pooling, flatten and Linear at the end"
+)
+
+
+def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones") -> Network:
+    r"""The `Network` of a PyTorch model: its layers, strides, paddings and branches.
+
+    The model is traced with ``torch.fx`` and evaluated once on ``meta`` tensors of
+    ``input_shape`` (no computation, no change to the model), which checks that it runs
+    and fixes the sizes of adaptive pooling layers.
+
+    **Where the network ends.** The ERF is that of one unit of the *last spatial feature
+    map*. The spatial part ends at global pooling (an adaptive pooling layer with output
+    size 1, or a mean, sum or max over all spatial axes) or at a layer that reshapes the
+    map (``torch.flatten``, ``view``, ``reshape``, ``nn.Flatten``, ``nn.Linear``); what comes
+    after (the classifier head) is ignored. A flatten or linear layer on a map larger
+    than $1$ pixel would make every output depend on every input pixel, so it is an
+    error: pass the feature extractor instead (``model.features`` for VGG and AlexNet).
+    Nothing after the end may be spatial again (a squeeze-and-excitation gate
+    ``x * s(pool(x))`` is rejected).
+
+    **Weights.** ``weights`` chooses what a convolution becomes:
+
+    - ``"ones"`` (default): the all-ones kernel of its size, $w(m) = 1$, with its stride,
+      dilation and padding; channel counts and groups are ignored and batch
+      normalisation is the identity. With ``kind="gradient"`` this is the ERF of the
+      architecture (Section 2.1); with ``kind="expected_square"`` the ERF of random
+      weights of equal variance on every tap (Section 2.2).
+    - ``"model"``: the module's weights, exactly (every float64 value as a
+      `fractions.Fraction`). Only for single-channel models: every convolution must have
+      one input and one output channel and every batch norm one feature (else
+      `ERFValueError` naming the module). Batch norm is the constant
+      $\gamma/\sqrt{\sigma^2_{\text{running}}+\epsilon}$ (in training mode too, where
+      the batch statistics make it an approximation). With ``kind="gradient"`` the
+      profile equals torch's input gradient of the centre output unit wherever no
+      nonlinearity or max pooling intervenes.
+    - ``"variance"``: per-tap weight variances for ``kind="expected_square"`` under the
+      independence assumption of Section 2.4 (every output channel receives the same
+      expected squared gradient): tap $m$ of a convolution with $C_\text{out}$ outputs
+      gets $v(m) = \frac{1}{C_\text{out}}\sum_{o,i} w_{o,i}(m)^2$ (computed in float64,
+      then taken exactly), so the result is the expected squared gradient summed over
+      input channels, averaged over the output channel of the unit. Batch norm
+      multiplies the squared gradient by the channel mean of
+      $\gamma^2/(\sigma^2_{\text{running}}+\epsilon)$.
+
+    Biases never matter. Activations follow `erftheory.layers`: ReLU (and ReLU6, whose
+    upper clip is ignored), LeakyReLU, Tanh and Sigmoid become their expected-slope
+    factors; other nonlinearities are rejected. Dropout is modelled as the module is
+    set: `Dropout` with its ``p`` when ``module.training`` is true, nothing in
+    evaluation mode. Padding modes other than zeros and ``count_include_pad=False``
+    only change units whose field reaches the border, never the centre unit of an
+    input of `erftheory.network.Network.min_input_size`.
+
+    **Branches.** An addition (``+``, ``+=``, ``torch.add``) of two branches from a
+    common input becomes a `erftheory.layers.Residual` when one branch is the identity
+    or a projection (1×1 convolutions, pooling, batch norm: torchvision's
+    ``downsample``), a `erftheory.layers.Parallel` otherwise; ``-`` and ``alpha``
+    scale a branch. ``torch.cat`` of branches along the channels is taken as the *sum*
+    of the branches: the result is the ERF of the channel-summed gradient (for
+    ``"ones"`` weights it is exactly what the next all-ones convolution sees). A sum
+    over channels (``x.sum(1, keepdim=True)``) is the identity, a mean over channels the
+    factor $1/C$; constants added or multiplied are the identity and a factor.
+
+    Args:
+        module: a ``torch.nn.Module``, traced as it is (``training`` flags included). A
+            bare ``torch.nn`` layer (``nn.Conv2d(1, 1, 3)``) is a model of one layer.
+        input_shape: ``(C, L)`` for 1-D models, ``(C, H, W)`` for 2-D models, or either
+            with a leading batch size (``(N, C, L)`` is recognised by the model's 1-D
+            layers).
+        weights: ``"ones"``, ``"model"`` or ``"variance"`` (above).
+
+    Returns:
+        The `Network`, 1-D or 2-D as the input.
+
+    Raises:
+        ERFTypeError: ``module`` is not a torch module; a module or operation that is
+            not supported (the message names it and its type); a model torch.fx cannot
+            trace.
+        ERFValueError: a bad ``input_shape`` or ``weights``; a model that does not run
+            on ``input_shape``; unsupported options (``ceil_mode=True``, dilated max
+            pooling, adaptive pooling that is not a fixed pool); ``"model"`` weights on a
+            multi-channel layer; a graph that is not series-parallel; tensor indexing
+            or slicing of a feature map (``x[:, :1]``; the message names the node);
+            non-finite weights, factors or batch-norm statistics.
+        SizeLimitError: a model that does not run on meta tensors and whose run on
+            real zeros of ``input_shape`` would exceed the memory limit.
+
+    Every failure is one of these, with a one-line message that names the module (its
+    path in the model and its type) or the operation: an unexpected exception from
+    deep inside torch.fx ends as an `ERFTypeError` chained to it (``__cause__``).
+
+    Example:
+        >>> import torch.nn as nn
+        >>> from erftheory.trace import from_torch
+        >>> model = nn.Sequential(
+        ...     nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        ...     nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1),
+        ...     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+        >>> net = from_torch(model, (3, 32, 32))
+        >>> net
+        Network([Conv(3, padding=1), ReLU(), MaxPool(2), Conv(3, padding=1)])
+        >>> net.receptive_field
+        ReceptiveField(size=(8, 8), jump=(2, 2), offset=(-3, -3))
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise ERFTypeError(
+            f"from_torch takes a torch.nn.Module, got {_short(module)} of type "
+            f"{type(module).__name__}"
+        )
+    if not isinstance(weights, str) or weights not in WEIGHTS:
+        raise ERFValueError(f"weights must be 'ones', 'model' or 'variance', got {weights!r}")
+    shape = _check_shape(input_shape)
+    try:
+        return _from_torch(module, shape, weights)
+    except ERFError:
+        raise
+    except Exception as e:  # a safety net: no traceback from deep inside torch.fx
+        raise ERFTypeError(
+            f"from_torch could not convert the model {type(module).__name__} for input shape "
+            f"{shape}: {_one_line(e)}"
+        ) from e
+
+
+def _from_torch(module: Any, shape: tuple[int, ...], weights: str) -> Network:
+    import torch
+
+    if type(module).forward is torch.nn.Module.forward:
+        raise ERFTypeError(
+            f"the model {type(module).__name__} has no forward() (it only holds modules or "
+            f"parameters, as ModuleList and ModuleDict do); pass a module that runs them, such "
+            f"as nn.Sequential"
+        )
+    ndim, batched = _resolve_shape(module, shape)
+    bare = _is_builtin_layer(module)
+    # A bare torch.nn layer (nn.Conv2d) is traced as the one layer of a wrapper, so that
+    # it is read as a module and not as the functional call inside its forward.
+    gm = _trace(torch.nn.Sequential(module) if bare else module, type(module).__name__)
+    shapes = _shapes(gm, batched)
+    layers = _Converter(gm, shapes, ndim, weights, bare=bare).convert()
+    return Network(layers, ndim=ndim)
+
+
+def _is_builtin_layer(module: Any) -> bool:
+    """A layer of ``torch.nn`` itself (not a container): fx would trace into it."""
+    import torch.nn as nn
+
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+    return type(module).__module__.startswith("torch.nn.") and not isinstance(module, containers)
+
+
+def _one_line(exc: BaseException, limit: int = 240) -> str:
+    """``Type: first line of the message``, at most ``limit`` characters."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else "(no message)"
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value).replace("\n", " ")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------- input shape
+def _check_shape(input_shape: Any) -> tuple[int, ...]:
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise ERFValueError(
+            f"input_shape must be (C, L), (C, H, W) or either with a batch size first, got "
+            f"{input_shape!r}"
+        )
+    out = []
+    for v in input_shape:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ERFValueError(f"input_shape must hold positive ints, got {input_shape!r}")
+        out.append(int(v))
+    if not 2 <= len(out) <= 4:
+        raise ERFValueError(
+            f"input_shape must be (C, L), (C, H, W), (N, C, L) or (N, C, H, W), got "
+            f"{input_shape!r} with {len(out)} axes"
+        )
+    return tuple(out)
+
+
+def _resolve_shape(module: Any, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """The network's dimension and the (batch 2) shape the shape pass runs on."""
+    import torch.nn as nn
+
+    core: tuple[int, ...]
+    if len(shape) == 2:
+        ndim, core = 1, shape
+    elif len(shape) == 4:
+        ndim, core = 2, shape[1:]
+    else:
+        one = (nn.Conv1d, nn.AvgPool1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)
+        two = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+        mods = list(module.modules())
+        is_1d = any(isinstance(m, one) for m in mods) and not any(isinstance(m, two) for m in mods)
+        ndim, core = (1, shape[1:]) if is_1d else (2, shape)
+    # batch 2: batch norm in training mode refuses a batch of one 1×1 map
+    return ndim, (2, *core)
+
+
+# ---------------------------------------------------------------- tracing
+def _trace(module: Any, name: str) -> Any:
+    import torch.fx as fx
+
+    leaves = _leaf_types()
+
+    class Tracer(fx.Tracer):  # type: ignore[misc]
+        def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            return isinstance(m, leaves) or bool(super().is_leaf_module(m, qualname))
+
+    tracer = Tracer()
+    try:
+        graph = tracer.trace(module)
+    except Exception as e:
+        raise ERFTypeError(
+            f"torch.fx could not trace {name} ({_one_line(e)}); from_torch needs a forward "
+            f"whose control flow does not depend on tensor values"
+        ) from e
+    return fx.GraphModule(tracer.root, graph)
+
+
+def _leaf_types() -> tuple[type, ...]:
+    import torch.nn as nn
+
+    return (
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.MaxPool1d,
+        nn.MaxPool2d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveMaxPool1d,
+        nn.AdaptiveMaxPool2d,
+        nn.BatchNorm1d,
+        nn.BatchNorm2d,
+        nn.ReLU,
+        nn.ReLU6,
+        nn.LeakyReLU,
+        nn.Tanh,
+        nn.Sigmoid,
+        nn.Dropout,
+        nn.Dropout1d,
+        nn.Dropout2d,
+        nn.Identity,
+        nn.Flatten,
+        nn.Linear,
+    )
+
+
+def _shapes(gm: Any, batched: tuple[int, ...]) -> dict[Any, Any]:
+    """Output shape of every node, from one pass on meta tensors.
+
+    A tensor gives its shape (a tuple), a number or size ``"size"``, anything else
+    (a tuple of tensors, say) ``"object"``.
+
+    The parameters and buffers are replaced by meta tensors for the pass, so nothing is
+    computed and the model (batch-norm statistics included) is left unchanged. A model
+    whose tensors cannot live on the meta device is run once on zeros instead, with
+    copies of its buffers.
+    """
+    import torch
+    import torch.fx as fx
+
+    shapes: dict[Any, Any] = {}
+
+    def kind(r: Any) -> Any:
+        if isinstance(r, torch.Tensor):
+            return tuple(r.shape)
+        if isinstance(r, (numbers.Number, torch.Size)) or (
+            isinstance(r, (tuple, list)) and all(isinstance(v, numbers.Number) for v in r)
+        ):
+            return "size"
+        return "object"
+
+    class Recorder(fx.Interpreter):  # type: ignore[misc]
+        def run_node(self, n: Any) -> Any:
+            result = super().run_node(n)
+            shapes[n] = kind(result)
+            return result
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            return Recorder(self.inner).run(x)
+
+    wrapper = Wrapper(gm)
+    params = list(wrapper.named_parameters()) + list(wrapper.named_buffers())
+    dtype = next((p.dtype for _, p in params if p.is_floating_point()), torch.get_default_dtype())
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise ERFTypeError(
+            f"from_torch traces forward(x) with one tensor input; this model's forward takes "
+            f"{len(placeholders)} inputs ({', '.join(n.name for n in placeholders)})"
+        )
+    errors: list[Exception] = []
+    for device in ("meta", "real"):
+        shapes.clear()
+        if device == "real":
+            # zeros of the input shape and a few activations of that size: a lower bound
+            esize = torch.empty((), dtype=dtype).element_size()
+            estimate = 4 * math.prod(batched) * esize
+            if estimate > get_memory_limit():
+                raise SizeLimitError(
+                    f"the model does not run on meta tensors ({_one_line(errors[-1])}), and a "
+                    f"run on real zeros of shape {batched} would need about "
+                    f"{format_bytes(estimate)}, above the memory limit of "
+                    f"{format_bytes(get_memory_limit())}; use a smaller input_shape",
+                    estimate,
+                    get_memory_limit(),
+                )
+        try:
+            with torch.no_grad():
+                if device == "meta":
+                    state = {k: torch.empty_like(v, device="meta") for k, v in params}
+                    x = torch.zeros(batched, dtype=dtype, device="meta")
+                    torch.func.functional_call(wrapper, state, (x,))
+                else:
+                    state = {k: v.detach().clone() for k, v in wrapper.named_buffers()}
+                    dev = params[0][1].device if params else None
+                    x = torch.zeros(batched, dtype=dtype, device=dev)
+                    with torch.random.fork_rng(devices=[]):  # dropout draws no numbers
+                        torch.func.functional_call(wrapper, state, (x,))
+            return shapes
+        except Exception as e:
+            errors.append(e)
+    why = " ".join(str(errors[-1]).strip().split("\n\n")[0].split())
+    if len(why) > 300:
+        why = why[:297] + "..."
+    raise ERFValueError(
+        f"the model does not run on an input of shape {batched[1:]} (batch size "
+        f"{batched[0]}): {why}"
+    ) from errors[-1]
+
+
+# ---------------------------------------------------------------- helpers
+def _collapse(t: Any) -> Any:
+    """A per-axis tuple with equal entries as one int (so the repr stays short)."""
+    if isinstance(t, str):
+        return t
+    t = tuple(int(v) for v in (t if isinstance(t, (tuple, list)) else (t,)))
+    return t[0] if len(set(t)) == 1 else t
+
+
+def _exact(x: float) -> Fraction:
+    v = float(x)
+    if not math.isfinite(v):
+        raise ERFValueError(f"a weight or factor is {v!r}; from_torch needs finite numbers")
+    return Fraction(v)
+
+
+def _decimal(x: float) -> Fraction:
+    """A hyper-parameter such as 0.01 as the decimal it was written as (1/100)."""
+    v = float(x)
+    if not math.isfinite(v):
+        raise ERFValueError(f"a hyper-parameter is {v!r}; from_torch needs finite numbers")
+    return Fraction(repr(v))
+
+
+def _tensor_fractions(t: Any) -> Any:
+    """A float tensor (1-D or 2-D) as nested lists of exact Fractions."""
+    values = t.detach().to(device="cpu").double().tolist()
+
+    def conv(v: Any) -> Any:
+        return [conv(x) for x in v] if isinstance(v, list) else _exact(v)
+
+    return conv(values)
+
+
+def _arg(node: Any, index: int, name: str, default: Any = None) -> Any:
+    if len(node.args) > index:
+        return node.args[index]
+    return node.kwargs.get(name, default)
+
+
+def _scale(name: str, c: Any) -> Activation:
+    """A constant factor $c$ on the gradient ($c^2$ on its square)."""
+    c = Fraction(c) if not isinstance(c, float) else _exact(c)
+    return Activation(name, c, c * c)
+
+
+# ---------------------------------------------------------------- the converter
+class _Converter:
+    """From the fx graph of one model to nested erftheory layers."""
+
+    def __init__(
+        self, gm: Any, shapes: dict[Any, Any], ndim: int, weights: str, *, bare: bool = False
+    ) -> None:
+        import torch
+        import torch.fx as fx
+        import torch.nn.functional as F
+
+        self.Node = fx.Node
+        self.bare = bare
+        self.torch, self.F = torch, F
+        self.gm, self.shapes, self.ndim, self.weights = gm, shapes, ndim, weights
+        self.nodes = list(gm.graph.nodes)
+        self.order = {n: i for i, n in enumerate(self.nodes)}
+        self.input = next(n for n in self.nodes if n.op == "placeholder")
+        self.done: set[Any] = set()
+        # nodes computed from the input; ``feeds``: those that carry feature maps
+        self.live: set[Any] = {self.input}
+        for n in self.nodes:
+            if n.op not in ("placeholder", "output") and any(
+                a in self.live for a in n.all_input_nodes
+            ):
+                self.live.add(n)
+        self.feeds = {n for n in self.live if self.shapes.get(n) != "size"}
+
+    # ------------------------------------------------------------ description
+    def describe(self, node: Any) -> str:
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            if self.bare and node.target == "0":
+                return f"the model itself, a module of type {type(mod).__name__}"
+            return f"module '{node.target}' of type {type(mod).__name__}"
+        if node.op == "call_method":
+            return f"method Tensor.{node.target} (node '{node.name}')"
+        name = getattr(node.target, "__name__", repr(node.target))
+        if getattr(self.F, name, None) is node.target:
+            qual = f"torch.nn.functional.{name}"
+        elif getattr(self.torch, name, None) is node.target:
+            qual = f"torch.{name}"
+        else:
+            where = getattr(node.target, "__module__", None) or ""
+            qual = f"{where}.{name}" if where and where != "_operator" else name
+        return f"function {qual} (node '{node.name}')"
+
+    def unsupported(self, node: Any, why: str = "") -> ERFTypeError:
+        extra = f" ({why})" if why else ""
+        return ERFTypeError(
+            f"{self.describe(node)} is not supported by from_torch{extra}; supported: {SUPPORTED}"
+        )
+
+    def operands(self, node: Any) -> list[Any]:
+        """The live tensor inputs of ``node``, in argument order."""
+        out = []
+
+        def visit(a: Any) -> None:
+            if isinstance(a, (list, tuple)):
+                for x in a:
+                    visit(x)
+            elif isinstance(a, dict):
+                for x in a.values():
+                    visit(x)
+            elif isinstance(a, self.Node) and a in self.feeds:
+                out.append(a)
+
+        visit(node.args)
+        visit(node.kwargs)
+        return out
+
+    def tensor(self, node: Any) -> bool:
+        return isinstance(self.shapes.get(node), tuple)
+
+    def spatial(self, node: Any) -> tuple[int, ...] | None:
+        s = self.shapes.get(node)
+        return s[2:] if isinstance(s, tuple) and len(s) == self.ndim + 2 else None
+
+    # ------------------------------------------------------------ the end
+    def end_kind(self, node: Any) -> str | None:
+        """``"global"`` (global pooling), ``"reshape"`` (flatten, linear) or None."""
+        torch, F = self.torch, self.F
+        nn = torch.nn
+        t = node.target
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(t)
+            if isinstance(mod, (nn.Flatten, nn.Linear)):
+                return "reshape"
+            adaptive = (
+                nn.AdaptiveAvgPool1d,
+                nn.AdaptiveAvgPool2d,
+                nn.AdaptiveMaxPool1d,
+                nn.AdaptiveMaxPool2d,
+            )
+            if isinstance(mod, adaptive):
+                out = self.spatial(node)
+                return "global" if out is not None and all(o == 1 for o in out) else None
+            return None
+        if node.op == "call_function" and t in (
+            F.adaptive_avg_pool1d,
+            F.adaptive_avg_pool2d,
+            F.adaptive_max_pool1d,
+            F.adaptive_max_pool2d,
+        ):
+            out = self.spatial(node)
+            return "global" if out is not None and all(o == 1 for o in out) else None
+        if (node.op == "call_function" and t in (torch.flatten, torch.squeeze, F.linear)) or (
+            node.op == "call_method" and t in ("flatten", "view", "reshape", "squeeze")
+        ):
+            return "reshape"
+        if self.reduction(node) == "spatial":
+            return "global"
+        return None
+
+    def reduction(self, node: Any) -> str | None:
+        """``"channels"`` or ``"spatial"`` for a sum/mean/max over those axes, else None."""
+        torch = self.torch
+        names = ("sum", "mean", "amax", "amin", "logsumexp")
+        fns = (torch.sum, torch.mean, torch.amax, torch.amin, torch.logsumexp)
+        if not (
+            (node.op == "call_method" and node.target in names)
+            or (node.op == "call_function" and node.target in fns)
+        ):
+            return None
+        ops = self.operands(node)
+        if len(ops) != 1:
+            return None
+        dim = _arg(node, 1, "dim")
+        rank = self.ndim + 2
+        shape = self.shapes.get(ops[0])
+        if dim is None or not isinstance(shape, tuple) or len(shape) != rank:
+            return None
+        dims = {int(d) % rank for d in (dim if isinstance(dim, (list, tuple)) else (dim,))}
+        if dims == {1}:
+            return "channels"
+        if dims == set(range(2, rank)):
+            return "spatial"
+        return None
+
+    def find_end(self) -> Any:
+        """The node holding the last spatial feature map, checked as documented."""
+        output = next(n for n in self.nodes if n.op == "output")
+        needed = self.ancestors([output])
+        end = None
+        for n in self.nodes:
+            if n not in self.live or n not in needed:
+                continue
+            if self.shapes.get(n) == "object":
+                raise self.unsupported(n, "it does not return one tensor")
+            if self.tensor(n) and self.end_kind(n):
+                end = n
+                break
+        if end is not None:
+            ops = self.operands(end)
+            if len(ops) != 1:
+                raise self.unsupported(end, "it takes several feature maps")
+            last = ops[0]
+            if self.end_kind(end) == "reshape":
+                sp = self.spatial(last)
+                if sp is None or any(s > 1 for s in sp):
+                    size = "×".join(map(str, sp)) if sp else str(self.shapes.get(last))
+                    raise ERFValueError(
+                        f"{self.describe(end)} reshapes a {size} feature map, which makes every "
+                        f"output depend on every pixel; from_torch gives the ERF of the last "
+                        f"spatial feature map: end the model with global pooling or pass its "
+                        f"feature extractor (e.g. model.features)"
+                    )
+        else:
+            outs = self.operands(output)
+            if len(outs) != 1 or output.args[0] is not outs[0]:
+                raise ERFTypeError(
+                    "from_torch needs a model with one tensor output (the last feature map)"
+                )
+            last = outs[0]
+        before = self.ancestors([last])
+        after = self.descendants(last)
+        for n in self.nodes:
+            if n not in self.live or n not in needed or n in before or n is last:
+                continue
+            if n not in after:
+                raise ERFValueError(
+                    f"{self.describe(n)} does not pass through the last spatial feature map "
+                    f"'{last.name}' (the input of {self.describe(end) if end else 'the output'});"
+                    f" from_torch needs one path of feature maps from the input to the end"
+                )
+            sp = self.spatial(n)
+            if sp is not None and any(s > 1 for s in sp):
+                raise ERFValueError(
+                    f"{self.describe(n)} is spatial ({'×'.join(map(str, sp))}) but comes after "
+                    f"{self.describe(end) if end else 'the end'}, which ends the spatial part "
+                    f"of the model; gates built from global pooling (squeeze-and-excitation) "
+                    f"are not supported"
+                )
+        return last
+
+    def ancestors(self, nodes: list[Any]) -> set[Any]:
+        return reachable(nodes, lambda n: n.all_input_nodes)
+
+    def descendants(self, node: Any) -> set[Any]:
+        return reachable(node.users, lambda n: n.users)
+
+    # ------------------------------------------------------------ decomposition
+    def convert(self) -> list[Layer]:
+        last = self.find_end()
+        region = self.ancestors([last]) & self.feeds
+        self.region = region
+        # dominators over the region, in topological order (the input has no inputs)
+        self.dom = dominators(
+            (n for n in self.nodes if n in region),
+            lambda n: [p for p in n.all_input_nodes if p in region],
+        )
+        # every node's layers, in the order of the forward pass (so that an error names the
+        # first unsupported operation)
+        self.cache: dict[Any, Any] = {}
+        for n in self.nodes:
+            if n not in region or n is self.input:
+                continue
+            ops = self.operands(n)
+            try:
+                self.check_indexing(n)
+                join = self.join(n, ops)
+                if join is None and len(ops) != 1:  # pragma: no cover - join() raised
+                    raise self.unsupported(n, "it combines several feature maps")
+                self.cache[n] = join if join is not None else self.node_layers(n, ops[0])
+            except ERFError as e:
+                raise with_context(e, self.describe(n)) from e.__cause__
+        layers = self.chain(self.input, last)
+        missing = [n for n in region if n is not self.input and n not in self.done]
+        if missing:  # pragma: no cover - every region node lies between input and end
+            raise ERFValueError(f"nodes {[n.name for n in missing]} could not be placed")
+        return layers
+
+    def chain(self, src: Any, dst: Any) -> list[Layer]:
+        """The layers from node ``src`` to node ``dst`` (``src`` dominates ``dst``)."""
+
+        def inputs(n: Any) -> list[Any]:
+            entry = self.cache[n]
+            return list(entry[0]) if isinstance(entry, tuple) else self.operands(n)
+
+        def join(n: Any, branches: list[list[Layer]]) -> list[Layer]:
+            _, extras, kind = self.cache[n]
+            return [_block([b + e for b, e in zip(branches, extras, strict=True)], kind)]
+
+        try:
+            return series_parallel(
+                src,
+                dst,
+                inputs=inputs,
+                dominators=self.dom,
+                order=self.order,
+                leaf=lambda n: list(self.cache[n]),
+                join=join,
+                is_join=lambda n: isinstance(self.cache[n], tuple),
+                visited=self.done,
+            )
+        except NotSeriesParallelError as e:
+            raise ERFValueError(
+                f"the model's graph is not series-parallel: {self.describe(e.node)} feeds "
+                f"branches that are joined in different places (as in DenseNet); "
+                f"erftheory's Residual and Parallel blocks need independent branches"
+            ) from None
+
+    def join(self, node: Any, ops: list[Any]) -> tuple[list[Any], list[list[Layer]], str] | None:
+        """For a node that sums feature maps: operands, their extra layers and the kind."""
+        torch = self.torch
+        t = node.target
+        fn = node.op == "call_function"
+        meth = node.op == "call_method"
+        if len(ops) < 2:
+            return None
+        if (fn and t in (operator.add, operator.iadd, torch.add)) or (
+            meth and t in ("add", "add_")
+        ):
+            alpha = node.kwargs.get("alpha", 1)
+            a, b = node.args[0], node.args[1]
+            extra_b: list[Layer] = [] if alpha == 1 else [_scale("alpha", alpha)]
+            return [a, b], [[], extra_b], "add"
+        if (fn and t in (operator.sub, operator.isub, torch.sub)) or (
+            meth and t in ("sub", "sub_")
+        ):
+            alpha = node.kwargs.get("alpha", 1)
+            a, b = node.args[0], node.args[1]
+            return [a, b], [[], [_scale("negate", -alpha)]], "sum"
+        if fn and t in (torch.cat, torch.concat, torch.concatenate):
+            tensors = _arg(node, 0, "tensors")
+            dim = _arg(node, 1, "dim", 0)
+            if int(dim) % (self.ndim + 2) != 1:
+                raise self.unsupported(node, f"concatenation along axis {dim}, not the channels")
+            members = [u for u in tensors if isinstance(u, self.Node) and u in self.feeds]
+            return members, [[] for _ in members], "cat"
+        raise self.unsupported(node, "it combines several feature maps")
+
+    # ------------------------------------------------------------ one node
+    def check_indexing(self, node: Any) -> None:
+        """Refuse ``x[...]`` on a feature map (slicing is not modelled yet)."""
+        if not (node.op == "call_function" and node.target is operator.getitem):
+            return
+        if not node.args or not isinstance(node.args[0], self.Node):
+            return
+        if not self.tensor(node.args[0]):
+            return
+        index = _index_text(node.args[1] if len(node.args) > 1 else None)
+        raise ERFValueError(
+            f"{self.describe(node)}: tensor indexing or slicing ({node.args[0].name}[{index}]) "
+            f"is not supported by from_torch; select channels with a 1x1 convolution, or "
+            f"pass the part of the model before the slice"
+        )
+
+    def node_layers(self, node: Any, src: Any) -> list[Layer]:
+        """The layers of a node with one live tensor input ``src``."""
+        if node.op == "call_module":
+            return self.module_layers(node, self.gm.get_submodule(node.target), src)
+        if node.op == "call_function":
+            return self.function_layers(node, src)
+        if node.op == "call_method":
+            return self.method_layers(node, src)
+        raise self.unsupported(node)  # pragma: no cover - get_attr is never live
+
+    def module_layers(self, node: Any, mod: Any, src: Any) -> list[Layer]:
+        nn = self.torch.nn
+        name = self.describe(node)
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            return [self.conv(mod, name)]
+        if isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
+            return self.avg_pool(mod, name)
+        if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d)):
+            if mod.ceil_mode:
+                raise ERFValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
+            if _collapse(mod.dilation) != 1:
+                raise ERFValueError(f"{name}: dilated max pooling is not supported")
+            if mod.return_indices:
+                raise ERFValueError(f"{name}: return_indices=True is not supported")
+            return [
+                MaxPool(_collapse(mod.kernel_size), _collapse(mod.stride), _collapse(mod.padding))
+            ]
+        if isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+            return self.adaptive(node, src, AvgPool, name)
+        if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+            if mod.return_indices:
+                raise ERFValueError(f"{name}: return_indices=True is not supported")
+            return self.adaptive(node, src, MaxPool, name)
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return self.batch_norm(mod, name)
+        if isinstance(mod, (nn.ReLU, nn.ReLU6)):
+            return [ReLU()]
+        if isinstance(mod, nn.LeakyReLU):
+            return [LeakyReLU(_decimal(mod.negative_slope))]
+        if isinstance(mod, nn.Tanh):
+            return [Tanh()]
+        if isinstance(mod, nn.Sigmoid):
+            return [Sigmoid()]
+        if isinstance(mod, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
+            return _dropout(mod.p, mod.training)
+        if isinstance(mod, nn.Identity):
+            return []
+        raise self.unsupported(node)
+
+    def conv(self, mod: Any, name: str) -> Conv:
+        if mod.transposed:  # pragma: no cover - ConvTranspose is not a Conv1d/Conv2d
+            raise ERFTypeError(f"{name}: transposed convolutions are not supported")
+        stride, dilation = _collapse(mod.stride), _collapse(mod.dilation)
+        padding = _collapse(mod.padding)
+        if self.weights == "ones":
+            return Conv(_collapse(mod.kernel_size), stride, dilation, padding)
+        w = mod.weight.detach()
+        if self.weights == "model":
+            if mod.in_channels != 1 or mod.out_channels != 1:
+                raise ERFValueError(
+                    f"{name} has {mod.in_channels} input and {mod.out_channels} output channels; "
+                    f"weights='model' needs single-channel convolutions (use weights='ones' or "
+                    f"'variance' for multi-channel models)"
+                )
+            return Conv(Kernel(_tensor_fractions(w[0, 0])), stride, dilation, padding)
+        v = (w.double() ** 2).sum(dim=(0, 1)) / mod.out_channels
+        return Conv(Kernel(_tensor_fractions(v)), stride, dilation, padding)
+
+    def avg_pool(self, mod: Any, name: str) -> list[Layer]:
+        if mod.ceil_mode:
+            raise ERFValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
+        size = _collapse(mod.kernel_size)
+        pool: list[Layer] = [AvgPool(size, _collapse(mod.stride), _collapse(mod.padding))]
+        divisor = getattr(mod, "divisor_override", None)
+        if divisor:
+            taps = math.prod(size) if isinstance(size, tuple) else size**self.ndim
+            pool.append(_scale("avgpool divisor", Fraction(taps, int(divisor))))
+        return pool
+
+    def adaptive(
+        self, node: Any, src: Any, pool: Callable[..., _Spatial], name: str
+    ) -> list[Layer]:
+        n_in, n_out = self.spatial(src), self.spatial(node)
+        if n_in is None or n_out is None:  # pragma: no cover - shapes are known
+            raise ERFValueError(f"{name}: its input is not a {self.ndim}-D feature map")
+        size = []
+        for a, b in zip(n_in, n_out, strict=True):
+            if a % b:
+                raise ERFValueError(
+                    f"{name} maps {'×'.join(map(str, n_in))} to {'×'.join(map(str, n_out))}: "
+                    f"windows of unequal size are not a fixed pool; choose an input size whose "
+                    f"feature map here is a multiple of the output size"
+                )
+            size.append(a // b)
+        if all(k == 1 for k in size):
+            return []
+        return [pool(_collapse(size))]
+
+    def batch_norm(self, mod: Any, name: str) -> list[Layer]:
+        if self.weights == "ones":
+            return []
+        if mod.running_var is None:
+            raise ERFValueError(
+                f"{name} has no running statistics (track_running_stats=False); its gradient "
+                f"depends on the batch"
+            )
+        if self.weights == "model" and mod.num_features != 1:
+            raise ERFValueError(
+                f"{name} has {mod.num_features} features; weights='model' needs "
+                f"single-channel layers"
+            )
+        # in Python floats (correctly rounded), so the values are reproducible
+        var = [float(v) for v in mod.running_var.detach().double().tolist()]
+        gamma = [1.0] * len(var) if mod.weight is None else mod.weight.detach().double().tolist()
+        if not all(v + mod.eps > 0 for v in var):  # NaN fails too
+            raise ERFValueError(
+                f"{name} has running variances {var[:4]}... that are negative or NaN; batch "
+                f"norm needs running_var + eps > 0"
+                if len(var) > 4
+                else f"{name} has running variances {var} that are negative or NaN; batch norm "
+                f"needs running_var + eps > 0"
+            )
+        scales = [float(g) / math.sqrt(v + mod.eps) for g, v in zip(gamma, var, strict=True)]
+        if self.weights == "model":
+            return [BatchNorm(_exact(scales[0]))]
+        # Mean scale and mean squared scale over channels, exactly: the spread of the
+        # channels' scales acts as noise on the squared gradient (mean**2 <= mean square).
+        exact = [_exact(s) for s in scales]
+        mean = sum(exact, Fraction(0)) / len(exact)
+        square = sum((s * s for s in exact), Fraction(0)) / len(exact)
+        return [Activation("batchnorm", mean, square)]
+
+    def function_layers(self, node: Any, src: Any) -> list[Layer]:
+        torch, F = self.torch, self.F
+        nn = torch.nn
+        t = node.target
+        if t in (torch.relu, torch.relu_, F.relu, F.relu_, F.relu6):
+            return [ReLU()]
+        if t in (F.leaky_relu, F.leaky_relu_):
+            return [LeakyReLU(_decimal(_arg(node, 1, "negative_slope", 0.01)))]
+        if t in (torch.tanh, F.tanh):
+            return [Tanh()]
+        if t in (torch.sigmoid, F.sigmoid):
+            return [Sigmoid()]
+        if t in (F.dropout, F.dropout1d, F.dropout2d):
+            return _dropout(_arg(node, 1, "p", 0.5), _arg(node, 2, "training", True))
+        if t is torch.clone:
+            return []
+        if t in (torch.cat, torch.concat, torch.concatenate):
+            return []  # one feature map and constants: the constants carry no gradient
+        pools: dict[Any, tuple[Any, tuple[str, ...]]] = {
+            F.avg_pool1d: (nn.AvgPool1d, ("kernel_size", "stride", "padding", "ceil_mode")),
+            F.avg_pool2d: (
+                nn.AvgPool2d,
+                (
+                    "kernel_size",
+                    "stride",
+                    "padding",
+                    "ceil_mode",
+                    "count_include_pad",
+                    "divisor_override",
+                ),
+            ),
+            F.max_pool1d: (
+                nn.MaxPool1d,
+                ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+            ),
+            F.max_pool2d: (
+                nn.MaxPool2d,
+                ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+            ),
+            F.adaptive_avg_pool1d: (nn.AdaptiveAvgPool1d, ("output_size",)),
+            F.adaptive_avg_pool2d: (nn.AdaptiveAvgPool2d, ("output_size",)),
+            F.adaptive_max_pool1d: (nn.AdaptiveMaxPool1d, ("output_size", "return_indices")),
+            F.adaptive_max_pool2d: (nn.AdaptiveMaxPool2d, ("output_size", "return_indices")),
+        }
+        if t in pools:
+            cls, names = pools[t]
+            kwargs = {}
+            for i, key in enumerate(names):
+                if len(node.args) > i + 1:
+                    kwargs[key] = node.args[i + 1]
+                elif key in node.kwargs:
+                    kwargs[key] = node.kwargs[key]
+            return self.module_layers(node, cls(**kwargs), src)
+        scaled = self.scalar(node, src)
+        if scaled is not None:
+            return scaled
+        raise self.unsupported(node)
+
+    def method_layers(self, node: Any, src: Any) -> list[Layer]:
+        t = node.target
+        if t in ("relu", "relu_"):
+            return [ReLU()]
+        if t in ("tanh", "tanh_"):
+            return [Tanh()]
+        if t in ("sigmoid", "sigmoid_"):
+            return [Sigmoid()]
+        if t in ("contiguous", "clone", "float", "double", "to"):
+            return []
+        scaled = self.scalar(node, src)
+        if scaled is not None:
+            return scaled
+        raise self.unsupported(node)
+
+    def scalar(self, node: Any, src: Any) -> list[Layer] | None:
+        """Constants added or multiplied, channel sums: a factor or nothing."""
+        torch = self.torch
+        t = node.target
+        fn, meth = node.op == "call_function", node.op == "call_method"
+        red = self.reduction(node)
+        if red == "channels":
+            if (fn and t is torch.sum) or (meth and t == "sum"):
+                return []
+            if (fn and t is torch.mean) or (meth and t == "mean"):
+                shape = self.shapes.get(src)
+                assert shape is not None
+                return [_scale("channel mean", Fraction(1, shape[1]))]
+            raise self.unsupported(node, "a maximum over channels is not linear")
+        if node.args and node.args[0] is src:
+            other = node.args[1] if len(node.args) > 1 else None
+            first = True
+        else:
+            other = node.args[0] if node.args else None
+            first = False
+        number = isinstance(other, numbers.Real) and not isinstance(other, bool)
+        constant = number or (
+            other is not None and not (isinstance(other, self.Node) and other in self.live)
+        )
+        add = (fn and t in (operator.add, operator.iadd, torch.add)) or (
+            meth and t in ("add", "add_")
+        )
+        sub = (fn and t in (operator.sub, operator.isub, torch.sub)) or (
+            meth and t in ("sub", "sub_")
+        )
+        if (add or sub) and constant:
+            if node.kwargs.get("alpha", 1) != 1 and not first:
+                raise self.unsupported(node, "alpha on the feature map")
+            return [] if (add or first) else [_scale("negate", -1)]
+        mul = (fn and t in (operator.mul, operator.imul, torch.mul)) or (
+            meth and t in ("mul", "mul_")
+        )
+        div = (fn and t in (operator.truediv, operator.itruediv, torch.div)) or (
+            meth and t in ("div", "div_")
+        )
+        if (mul or (div and first)) and number:
+            if div and node.kwargs.get("rounding_mode") is not None:
+                raise self.unsupported(node, "rounded division")
+            c = _exact(other) if isinstance(other, float) else Fraction(other)  # type: ignore[arg-type]
+            if div:
+                if c == 0:
+                    raise ERFValueError(f"{self.describe(node)} divides by zero")
+                c = 1 / c
+            return [_scale("scale", c)]
+        if (fn and t in (operator.neg, torch.neg)) or (meth and t in ("neg", "neg_")):
+            return [_scale("negate", -1)]
+        return None
+
+
+def _index_text(index: Any) -> str:
+    """``x[...]``'s index as written (``:, :1``)."""
+
+    def one(v: Any) -> str:
+        if isinstance(v, slice):
+            parts = ["" if a is None else _index_text(a) for a in (v.start, v.stop, v.step)]
+            text = ":".join(parts[:2]) if v.step is None else ":".join(parts)
+            return text
+        if v is Ellipsis:
+            return "..."
+        if v is None:
+            return "None"
+        return str(getattr(v, "name", v))
+
+    if isinstance(index, tuple):
+        return ", ".join(one(v) for v in index)
+    return one(index)
+
+
+def _dropout(p: Any, training: Any) -> list[Layer]:
+    if not training or not p:
+        return []
+    return [Dropout(_decimal(p))]
+
+
+def _block(branches: list[list[Layer]], kind: str) -> Layer:
+    """`Residual` for $F(x) + x$ or $F(x) + P(x)$ with a projection $P$, else `Parallel`.
+
+    A projection shortcut has no spatial extent beyond pooling: 1×1 convolutions,
+    pooling and scalar layers (torchvision's ``downsample``). The choice only changes
+    how the network prints; the transfer is the sum of the branches either way.
+    """
+    if kind == "add" and len(branches) == 2:
+        a, b = branches
+        if _is_projection(b) and not _is_projection(a):
+            return Residual(*a, shortcut=b or None)
+        if _is_projection(a) and not _is_projection(b):
+            return Residual(*b, shortcut=a or None)
+    return Parallel(*branches)
+
+
+def _is_projection(layers: list[Layer]) -> bool:
+    for x in layers:
+        if isinstance(x, Conv):
+            if any(k != 1 for k in x._size):
+                return False
+        elif not isinstance(x, (AvgPool, MaxPool, Activation, BatchNorm, Dropout)):
+            return False
+    return True
