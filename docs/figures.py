@@ -19,6 +19,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -264,6 +265,35 @@ def sec23_ratio(out: Path) -> Path:
     return save(fig, out / "sec23_ratio.png")
 
 
+def sec23_mass_share(out: Path) -> Path:
+    """The share of the RF that holds 95 % of the ERF's mass, against depth (1-D and 2-D)."""
+    plt = pyplot()
+    ns = np.array([2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for weights, colour in (([1, 1, 1], COLOURS[0]), ([1, 2, 1], COLOURS[1])):
+        profiles = [profile(Kernel(weights), layers=int(n)) for n in ns]
+        share = [p.mass_size(0.95) / p.rf_size for p in profiles]
+        gauss = [(2 * 1.96 * p.std + 1) / p.rf_size for p in profiles]
+        left.loglog(ns, share, "o-", color=colour, label=f"{weights}: 95 % window / RF")
+        left.loglog(ns, gauss, "--", color=colour, label=f"{weights}: (2·1.96 σ_n + 1) / RF")
+    left.set_title("1-D: side of the 95 % window over the RF")
+    left.set_ylabel("share of the RF (side)")
+    profiles = [profile(Kernel.uniform((3, 3)), layers=int(n)) for n in ns]
+    area = [p.mass_size(0.95) ** 2 / p.rf_size[0] ** 2 for p in profiles]
+    right.loglog(ns, area, "s-", color=COLOURS[2], label="3×3 ones: 95 % square / RF area")
+    half = NormalDist().inv_cdf((1 + math.sqrt(0.95)) / 2)  # each axis holds √0.95: 2.236 σ
+    predicted = [((2 * half * p.std[0] + 1) / p.rf_size[0]) ** 2 for p in profiles]
+    right.loglog(ns, predicted, "--", color=COLOURS[2], label="((2·2.236 σ_n + 1) / RF)²")
+    right.loglog(ns, 1.5 / ns, ":", color="black", label=r"$\propto n^{-1}$")
+    right.set_title("2-D: area of the 95 % square over the RF's area")
+    right.set_ylabel("share of the RF (area)")
+    for ax in (left, right):
+        ax.set_xlabel("number of layers n")
+        ax.legend(fontsize=8)
+    fig.suptitle("95 % of the ERF sits in a shrinking part of the RF")
+    return save(fig, out / "sec23_mass_share.png")
+
+
 # --8<-- [end:sec23]
 
 
@@ -298,8 +328,9 @@ def sec24_relu(out: Path) -> Path:
     ax = axes[2]
     stds = np.geomspace(0.05, 5.0, 12)
     for cls, slope0, colour in ((Tanh, 1.0, COLOURS[0]), (Sigmoid, 0.25, COLOURS[1])):
-        square = [float(cls(input_std=s).factor("expected_square")) for s in stds]
-        mean = [float(cls(input_std=s).factor("gradient")) for s in stds]
+        acts = [cls(input_std=s) for s in stds]  # each computes both factors by quadrature
+        square = [float(a.factor("expected_square")) for a in acts]
+        mean = [float(a.factor("gradient")) for a in acts]
         name = cls.__name__.lower()
         ax.semilogx(
             stds,
@@ -332,22 +363,22 @@ def sec24_relu(out: Path) -> Path:
 def sec25_architectures(out: Path) -> Path:
     """Section 2.5 and 3.1: dense, subsampled, dilated and residual stacks (expected E[g²])."""
     plt = pyplot()
-    v = Kernel([[Fraction(1, 9)] * 3] * 3)  # random 3×3 weights, variance 1/9 per tap
+    ninth = Kernel([[Fraction(1, 9)] * 3] * 3)  # random 3×3 weights, variance 1/9 per tap
     nets = {
-        "dense: 15 conv": Network([Conv(v)] * 15),
+        "dense: 15 conv": Network([Conv(ninth)] * 15),
         "subsample: stride 2 at 4, 8, 12": Network(
-            ([Conv(v)] * 3 + [Conv(v, stride=2)]) * 3 + [Conv(v)] * 3
+            ([Conv(ninth)] * 3 + [Conv(ninth, stride=2)]) * 3 + [Conv(ninth)] * 3
         ),
         "dilation: 2, 4, 8 at 4, 8, 12": Network(
-            [Conv(v)] * 3
-            + [Conv(v, dilation=2)]
-            + [Conv(v)] * 3
-            + [Conv(v, dilation=4)]
-            + [Conv(v)] * 3
-            + [Conv(v, dilation=8)]
-            + [Conv(v)] * 3
+            [Conv(ninth)] * 3
+            + [Conv(ninth, dilation=2)]
+            + [Conv(ninth)] * 3
+            + [Conv(ninth, dilation=4)]
+            + [Conv(ninth)] * 3
+            + [Conv(ninth, dilation=8)]
+            + [Conv(ninth)] * 3
         ),
-        "residual: 15 × (x + conv x)": Network([Residual(Conv(v))] * 15),
+        "residual: 15 × (x + conv x)": Network([Residual(Conv(ninth))] * 15),
     }
     fig = plt.figure(figsize=(18, 8), layout="constrained")
     grid = fig.add_gridspec(2, 4, height_ratios=(1.25, 1))
@@ -381,6 +412,75 @@ def sec25_architectures(out: Path) -> Path:
     return save(fig, out / "sec25_architectures.png")
 
 
+def sec25_residual_mixture(out: Path) -> Path:
+    """A residual ERF, (1 + V)^n = Σ_i C(n, i) V^i, split into its binomial-mixture components."""
+    plt = pyplot()
+    n, third = 15, Kernel([Fraction(1, 3)] * 3)  # random 3 taps, variance 1/3: V(1) = 1
+    total = Network([Residual(Conv(third))] * n).profile("expected_square")
+    plain = Network([Conv(third)] * n).profile("expected_square")
+    t = np.arange(total.rf_size) - total.origin
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    rho = 0.5  # the branch's share V(1) / (1 + V(1))
+    for i in range(n + 1):
+        weight = math.comb(n, i) * rho**i * (1 - rho) ** (n - i)  # P(I = i)
+        component = np.zeros(len(t))
+        if i == 0:
+            component[total.origin] = 1.0  # no convolution: the skip's spike at 0
+        else:
+            part = profile(Kernel.uniform(3), layers=i)  # i plain layers, normalised
+            lo = total.origin - part.origin
+            component[lo : lo + part.rf_size] = part.normalized()
+        left.plot(t, weight * component, "-", color=cmap(i / n), lw=1)
+    left.plot(t, total.normalized(), "k-", lw=2, label="sum: the residual ERF")
+    left.plot([], [], "-", color=cmap(0.5), label="component i: P(I = i) · plain ERF of i layers")
+    left.set_title(f"{n} residual blocks, ρ = 1/2: the components")
+    left.set_xlim(-12, 12)
+    left.legend(fontsize=8)
+    right.bar(range(n + 1), [math.comb(n, i) / 2**n for i in range(n + 1)], color=COLOURS[0])
+    right.set_title("P(I = i): Binomial(15, 1/2) convolutions met by a path")
+    right.set_xlabel("number i of branch convolutions on the path")
+    right.set_ylabel("probability")
+    left.plot(t, plain.normalized(), "--", color=COLOURS[3], label="plain stack of 15 layers")
+    left.legend(fontsize=8)
+    left.set_xlabel("input position t (pixels)")
+    left.set_ylabel("normalised E[g²]")
+    return save(fig, out / "sec25_residual_mixture.png")
+
+
+def sec25_offcentre(out: Path) -> Path:
+    """An off-centre branch: the skip sits at the anchor, the branch leans right (ρμ² > Var)."""
+    plt = pyplot()
+    n = 8
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained", sharey=True)
+    cases = (
+        (Kernel([0, 1, 2]), "off-centre branch [0, 1, 2]"),
+        (Kernel([1, 1, 1]), "centred [1, 1, 1]"),
+    )
+    for ax, (kernel, name) in zip(axes, cases, strict=True):
+        for net, colour, label in (
+            (Network([Conv(kernel)] * n), COLOURS[3], f"{n} plain layers"),
+            (Network([Residual(Conv(kernel))] * n), COLOURS[0], f"{n} residual blocks"),
+        ):
+            p = net.profile()
+            t = np.arange(p.rf_size) - p.origin
+            ax.plot(
+                t,
+                p.normalized(),
+                "o-",
+                ms=4,
+                color=colour,
+                label=f"{label}: mean {float(p.mean):.2f}, var {float(p.variance):.2f}",
+            )
+            ax.axvline(float(p.mean), color=colour, ls=":", lw=1)
+        ax.set_title(name)
+        ax.set_xlabel("input position t (pixels from the anchor)")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("normalised ERF")
+    fig.suptitle("Skip connections: wider for an off-centre branch, narrower for a centred one")
+    return save(fig, out / "sec25_offcentre.png")
+
+
 # --8<-- [end:sec25]
 
 
@@ -390,8 +490,11 @@ FIGURES = (
     sec22_random,
     sec23_nonuniform,
     sec23_ratio,
+    sec23_mass_share,
     sec24_relu,
     sec25_architectures,
+    sec25_residual_mixture,
+    sec25_offcentre,
 )
 """Every figure function, in the order of the pages; each writes ``<name>.png``."""
 

@@ -3,19 +3,23 @@ r"""The Gaussian limit, quantified (Remark 2 of Section 2.3).
 The paper notes that convergence is in distribution. For the ERF $o(t) = P(S_n = t)$:
 
 - **CDF (Kolmogorov distance).** The Berry–Esseen theorem gives
-  $\sup_x |F_n(x) - \Phi(x)| \le C\rho/(\sigma^3\sqrt n)$ with $\rho = \mathbb E|X-\mu|^3$ and
-  $C \le 0.4748$ (Shevtsova 2011). The theorem itself is quoted, not proved here: the
-  bound is *verified* on exact profiles. For a lattice distribution the rate $n^{-1/2}$
+  $\sup_x |F_n(x) - \Phi(x)| \le C_{\mathrm{BE}}\,\beta_3/(\sigma_X^3\sqrt n)$ with
+  $\beta_3 = \mathbb E|X-\mathbb E[X]|^3$, $\sigma_X^2 = \mathrm{Var}[X]$ and
+  $C_{\mathrm{BE}} \le 0.4748$ (Shevtsova 2011). The theorem itself is quoted, not proved
+  here: the bound is *verified* on exact profiles. For a lattice distribution the rate $n^{-1/2}$
   is the truth, not an artefact of the bound: the CDF jumps by $o(t)$ at each pixel.
   For the symmetric kernel $[1, 1, 1]$ the supremum is exactly half the central jump,
-  $o(\text{centre})/2 \sim 1/(2\sigma\sqrt{2\pi n})$ (so $\sqrt n\,K_n \to 0.2443$).
+  $o(\text{centre})/2 \sim 1/(2\sigma_X\sqrt{2\pi n})$ (so $\sqrt n\,K_n \to 0.2443$).
   With a continuity correction (comparing at half-integers) the symmetric kernel's
   distance drops to $O(1/n)$, the skewed kernel's stays $O(n^{-1/2})$.
 - **Local (pointwise) distance.** By the local Edgeworth expansion
-  $$o(t) = \frac{\varphi(x)}{\sigma_n}\Big[1 + \frac{\gamma_1}{6\sqrt n}He_3(x)
-    + \frac1n\Big(\frac{\gamma_2}{24}He_4(x) + \frac{\gamma_1^2}{72}He_6(x)\Big)\Big]
-    + O(n^{-2}),$$
-  with $x = (t - n\mu)/\sigma_n$, $\sigma_n = \sigma\sqrt n$, $\gamma_1 = \kappa_3/\kappa_2^{3/2}$,
+
+    $$o(t) = \frac{\varphi(x)}{\sigma_n}\Big[1 + \frac{\gamma_1}{6\sqrt n}He_3(x) +
+    \frac1n\Big(\frac{\gamma_2}{24}He_4(x) + \frac{\gamma_1^2}{72}He_6(x)\Big)\Big] +
+    O(n^{-2}),$$
+
+  with $x = (t - n\,\mathbb E[X])/\sigma_n$, $\sigma_n = \sigma_X\sqrt n$,
+  $\gamma_1 = \kappa_3/\kappa_2^{3/2}$,
   $\gamma_2 = \kappa_4/\kappa_2^2$. The max absolute difference to the Gaussian is
   $O(n^{-1})$ for a skewed kernel and $O(n^{-3/2})$ for a symmetric one ($\gamma_1 = 0$):
   relative to the peak $1/\sigma_n$ these are $n^{-1/2}$ and $n^{-1}$. The skewness term
@@ -23,7 +27,7 @@ The paper notes that convergence is in distribution. For the ERF $o(t) = P(S_n =
   (and the symmetric one to $O(n^{-5/2})$, odd cumulants vanishing).
 
 Symbolic part (general cumulants): the expansion of the characteristic function of the
-standardised sum, $\exp\big(\sum_r \kappa_r (it)^r/(r!\,\sigma^r n^{r/2-1})\big)$, in
+standardised sum, $\exp\big(\sum_r \kappa_r (iu)^r/(r!\,\sigma_X^r n^{r/2-1})\big)$, in
 powers of $n^{-1/2}$ to second order, for symbolic $\kappa_2, \kappa_3, \kappa_4$, gives
 the bracket above; $(-d/dx)^r\varphi = He_r\,\varphi$ ($r = 3, 4, 6$) is the Fourier
 pairing of each term. The cumulants of the kernels come from `erftheory.symbolic.cumulants`
@@ -53,13 +57,14 @@ NAME = "gaussian_limit_rates"
 SECTION = "2.3"
 STATEMENT = (
     "The ERF's Gaussian limit has Kolmogorov distance of order n^-1/2 within the "
-    "Berry-Esseen bound C rho/(sigma^3 sqrt(n)) (verified numerically with C = 0.4748, not "
-    "proved) and pointwise distance of order n^-3/2 for k = 3 (n^-1 for skewed kernels); "
-    "the first Edgeworth correction (skewness and kurtosis terms) reduces the pointwise error."
+    "Berry-Esseen bound C_BE beta_3/(sigma_X^3 sqrt(n)) (verified numerically with "
+    "C_BE = 0.4748, not proved) and pointwise distance of order n^-3/2 for k = 3 (n^-1 for "
+    "skewed kernels); the first Edgeworth correction (skewness and kurtosis terms) reduces "
+    "the pointwise error."
 )
 LATEX = (
-    r"\sup_x|F_n - \Phi| \le \frac{0.4748\,\rho}{\sigma^3\sqrt n},\quad "
-    r"o(t) = \frac{\varphi(x)}{\sigma\sqrt n}\Big[1 + \frac{\gamma_1 He_3(x)}{6\sqrt n} + "
+    r"\sup_x|F_n - \Phi| \le \frac{0.4748\,\beta_3}{\sigma_X^3\sqrt n},\quad "
+    r"o(t) = \frac{\varphi(x)}{\sigma_X\sqrt n}\Big[1 + \frac{\gamma_1 He_3(x)}{6\sqrt n} + "
     r"\frac{1}{n}\Big(\frac{\gamma_2 He_4(x)}{24} + \frac{\gamma_1^2 He_6(x)}{72}\Big)\Big] "
     r"+ O(n^{-2})"
 )

@@ -1,8 +1,9 @@
 r"""Section 2.3 and Fig. 2: the ERF/RF ratio shrinks like $1/\sqrt n$, and the Fig. 2
 threshold is a radius of $\sqrt{2\ln(1/0.0455)}\,\sigma \approx 2.49\sigma$, not $2\sigma$.
 
-The ERF radius is $\sqrt{\mathrm{Var}[S_n]} = \sqrt{nv}$ and the theoretical RF is
-$n(k-1)+1$, so $\sqrt n\cdot$ratio $\to \sqrt v/(k-1)$ and the log-log slope
+The ERF radius is $\sqrt{\mathrm{Var}[S_n]} = \sqrt{n\,\mathrm{Var}[X]}$ and the
+theoretical RF is $n(k-1)+1$, so $\sqrt n\cdot$ratio $\to \sqrt{\mathrm{Var}[X]}/(k-1)$
+and the log-log slope
 $\frac{d\log \text{ratio}}{d\log n} \to -1/2$.
 
 Fig. 2 counts pixels above $(1 - 0.9545)$ of the centre value and calls it "2 standard
@@ -12,7 +13,7 @@ $2\sigma$; the *density* falls to $0.0455$ of its peak at $r = \sqrt{2\ln(1/0.04
 diameter is therefore about $4.97\sigma$, not $4\sigma$. The scaling with $n$ is the
 same, so the paper's slopes are unaffected.
 
-Symbolic part (general $n$, $k$, $v$): the limits above with sympy, and the radius by
+Symbolic part (general $n$, $k$, $\mathrm{Var}[X]$): the limits above with sympy, and the radius by
 solving $e^{-r^2/2} = 0.0455$.
 
 Numeric spot checks: `Profile.threshold_size()` of exact $[1,1,1]$ profiles against
@@ -36,12 +37,13 @@ from ._util import loglog_slope, pick, require, zero
 NAME = "sec23_erf_ratio_fig2"
 SECTION = "2.3"
 STATEMENT = (
-    "The ERF/RF ratio sqrt(n v)/(n(k-1)+1) shrinks like 1/sqrt(n); the Fig. 2 threshold "
+    "The ERF/RF ratio sqrt(n Var[X])/(n(k-1)+1) shrinks like 1/sqrt(n); the Fig. 2 threshold "
     "(1 - 0.9545) of the centre value is a Gaussian radius of sqrt(2 ln(1/0.0455)) sigma "
     "~ 2.49 sigma, not 2 sigma."
 )
 LATEX = (
-    r"\frac{\sqrt{n v}}{n(k-1)+1} \sim \frac{\sqrt v}{(k-1)\sqrt n},\qquad "
+    r"\frac{\sqrt{n\,\mathrm{Var}[X]}}{n(k-1)+1} \sim "
+    r"\frac{\sqrt{\mathrm{Var}[X]}}{(k-1)\sqrt n},\qquad "
     r"e^{-r^2/2} = 1 - 0.9545 \iff r = \sqrt{2\ln(1/0.0455)} \approx 2.486 \ne 2"
 )
 ERRATUM = (

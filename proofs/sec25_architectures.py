@@ -1,25 +1,35 @@
 r"""Section 2.5 (the appendix it cites is not available, so the claims are derived here):
 dropout, subsampling (strides), dilation and skip connections.
 
-Notation: $V_l(z) = \sum_m w_l(m) z^m$; for a generating function $G$ the normalised
-mean and variance are $G'(1)/G(1)$ and $G''(1)/G(1) + G'(1)/G(1) - (G'(1)/G(1))^2$.
+Notation (as on the notation page): $V_l(z) = \sum_m w_l(m) z^m$; $X_l$ is one tap of
+layer $l$ drawn with the normalised weights; $J_l = s_1 \cdots s_l$ is the product of
+the strides of layers $1, \dots, l$ ($J_0 = 1$); for a generating function $G$ the
+normalised mean and variance are $G'(1)/G(1)$ and
+$G''(1)/G(1) + G'(1)/G(1) - (G'(1)/G(1))^2$.
 
-1. **Dropout.** Keeping each unit with probability $q$ (scaled by $1/r$; $r = q$ for
-   inverted dropout) multiplies the expected backward signal of every layer by $q/r$, so
-   the expected ERF is $(q/r)^n V(z)^n$: the same normalised shape. (In the variance
-   analysis of Section 2.2 the factor is $\mathbb E[m^2]/r^2 = q/r^2$ per layer.)
-2. **Strides.** If layer $l$ reads $x^{l-1}(s_l i + a)$, the input position reached by
-   taps $a_1..a_n$ is $\sum_l a_l J_l$ with $J_l = \prod_{i<l} s_i$, so
-   $G(z) = \prod_l V_l(z^{J_l})$ and $\mathrm{Var} = \sum_l J_l^2\,\mathrm{Var}_l$.
+1. **Dropout.** Keeping each unit with probability $q$ (PyTorch's `p` is the drop
+   probability $1 - q$) and multiplying the kept ones by $1/r$ ($r = q$ for inverted
+   dropout, so the mask is $M \in \{0, 1/r\}$) multiplies the expected backward signal
+   of every layer by $\mathbb E[M] = q/r$, so the expected ERF is $(q/r)^n V(z)^n$: the
+   same normalised shape. (In the variance analysis of Section 2.2 the factor is
+   $\mathbb E[M^2] = q/r^2$ per layer.)
+2. **Strides.** If layer $l$ reads $x^{l-1}(s_l i + m)$, the input position reached by
+   taps $m_1, \dots, m_n$ is $\sum_l m_l J_{l-1}$: layer $l$ sees the input on a grid
+   $J_{l-1} = s_1 \cdots s_{l-1}$ pixels apart (the strides *below* it). So
+   $G(z) = \prod_l V_l(z^{J_{l-1}})$ and
+   $\mathrm{Var} = \sum_l J_{l-1}^2\,\mathrm{Var}[X_l]$.
 3. **Dilation** $d$: $V(z^d)$, so a layer's variance is multiplied by $d^2$.
 4. **Skip connections.** A residual block $x \mapsto x + \mathrm{conv}(x)$ (the identity
-   at the anchor $a$) has $G(z) = (z^a + V(z))^n = \sum_i \binom{n}{i} z^{a(n-i)} V(z)^i$:
-   a binomial mixture of plain stacks. With $s = V(1)$ the branch's mass,
-   $\rho = s/(1+s)$ its share, $\mu$ and $v$ the mean (from the anchor) and variance of
-   one normalised tap, the stack variance is $n(\rho v + \rho(1-\rho)\mu^2)$. For a
-   centred branch ($\mu = 0$) it is $\rho$ times the plain stack's $nv$: skip connections
-   shrink the ERF. In general the residual stack is narrower iff $\rho\mu^2 < v$ (an
-   off-centre branch can make it wider; e.g. $w = [0, 0, 1]$ with anchor 1).
+   at the anchor tap $m_0$) has
+   $G(z) = (z^{m_0} + V(z))^n = \sum_i \binom{n}{i} z^{m_0(n-i)} V(z)^i$:
+   a binomial mixture of plain stacks. With $V(1)$ the branch's mass,
+   $\rho = V(1)/(1+V(1))$ its share, $\mu = \mathbb E[X] - m_0$ the mean of one
+   normalised tap measured from the anchor and $\mathrm{Var}[X]$ its variance, the stack
+   variance is $n(\rho\,\mathrm{Var}[X] + \rho(1-\rho)\mu^2)$. For a centred branch
+   ($\mu = 0$) it is $\rho$ times the plain stack's $n\,\mathrm{Var}[X]$: skip connections
+   shrink the ERF. In general the residual stack is narrower iff
+   $\rho\mu^2 < \mathrm{Var}[X]$ (an off-centre branch can make it wider; e.g.
+   $w = [0, 0, 1]$ with anchor $m_0 = 1$).
 
 Symbolic part (general): lemmas on undefined functions $f, h$ with symbolic $J$, $n$:
 $f(z^J)$ scales the variance by $J^2$; variances add over products; $H^n$ has $n$ times
@@ -57,15 +67,17 @@ NAME = "sec25_architectures"
 SECTION = "2.5"
 STATEMENT = (
     "Dropout scales the ERF without changing its shape; with strides the variance is "
-    "sum_l J_l^2 Var_l (J_l = product of the strides below layer l); dilation d multiplies a "
-    "layer's variance by d^2; a residual stack (1 + V)^n = sum_i C(n, i) V^i has variance "
-    "n (rho v + rho (1 - rho) mu^2) with rho = V(1)/(1 + V(1)), i.e. rho times the plain "
+    "sum_l J_{l-1}^2 Var[X_l] (J_{l-1} = s_1 ... s_{l-1}, the product of the strides below "
+    "layer l); dilation d multiplies a layer's variance by d^2; a residual stack (1 + V)^n = "
+    "sum_i C(n, i) V^i has variance n (rho Var[X] + rho (1 - rho) mu^2) with "
+    "rho = V(1)/(1 + V(1)) and mu the tap's mean from the anchor, i.e. rho times the plain "
     "stack's for a centred branch, so skip connections shrink the ERF."
 )
 LATEX = (
-    r"G_{\text{stride}}(z) = \prod_l V_l(z^{J_l}) \Rightarrow \mathrm{Var} = \sum_l J_l^2 "
-    r"\mathrm{Var}_l;\quad V(z^d) \Rightarrow d^2\,\mathrm{Var};\quad (1 + V)^n = "
-    r"\sum_i \binom{n}{i} V^i,\ \mathrm{Var} = n\big(\rho v + \rho(1-\rho)\mu^2\big),\ "
+    r"G_{\text{stride}}(z) = \prod_l V_l(z^{J_{l-1}}) \Rightarrow \mathrm{Var} = "
+    r"\sum_l J_{l-1}^2 \mathrm{Var}[X_l];\quad V(z^d) \Rightarrow d^2\,\mathrm{Var};\quad "
+    r"(1 + V)^n = \sum_i \binom{n}{i} V^i,\ "
+    r"\mathrm{Var} = n\big(\rho\,\mathrm{Var}[X] + \rho(1-\rho)\mu^2\big),\ "
     r"\rho = \tfrac{V(1)}{1 + V(1)};\quad \text{dropout: } (q/r)^n V^n"
 )
 VARIANTS = {
@@ -169,7 +181,7 @@ def _numeric(variant: str | None) -> None:
         profile(Kernel(_inflate(w, J)), layers=1).coefficients
         for (w, _), J in zip(stack, Js, strict=True)
     ]
-    require(_flint_product(parts) == coeffs, "strided stack: backward pass vs prod V_l(z^J_l)")
+    require(_flint_product(parts) == coeffs, "strided stack: backward pass vs prod V_l(z^J_{l-1})")
     _, var = variance_from_coefficients(coeffs)
     want = sum(J**power * Kernel(w).moments()[1] for (w, _), J in zip(stack, Js, strict=True))
     require(var == want, f"strided stack variance {var}, sum J^{power} Var_l = {want}")

@@ -9,7 +9,9 @@ $p(0,0) = p(K,K) = a$, $p(0,K) = p(K,0) = 1/2 - a$ maximises both marginal varia
 ERF is a tilted ellipse, degenerate at $a \in \{0, 1/2\}$).
 
 Symbolic part (general $k$): with $c = (k-1)/2$ and $\sum_m p_m = 1$,
+
 $$\frac{(k-1)^2}{4} - \mathrm{Var} = \sum_{m=0}^{k-1} p_m\, m(k-1-m) + (\mathbb E X - c)^2,$$
+
 an identity in the indexed $p_m$ for symbolic $k$. Both terms are $\ge 0$ since
 $m(k-1-m) \ge 0$ on the support; equality forces the support into $\{0, k-1\}$ and
 $\mathbb E X = c$, i.e. $p_0 = p_{k-1} = 1/2$ (solved). 2-D: $\det\Sigma(a) =

@@ -193,6 +193,108 @@ def test_exercise_solutions_are_collected_as_doctests() -> None:
         assert doctest.DocTestParser().get_examples(body), body[:80]
 
 
+def _exercises(text: str) -> list[tuple[str, str]]:
+    """(heading, body) of every ``## N. ...`` exercise of exercises.md."""
+    parts = re.split(r"^(## \d+\. .*)$", text, flags=re.M)
+    return list(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_every_exercise_has_a_one_line_hint_then_a_tested_solution() -> None:
+    text = (DOCS / "exercises.md").read_text(encoding="utf-8")
+    exercises = _exercises(text)
+    assert len(exercises) >= 15
+    numbers = [int(re.match(r"## (\d+)\.", h).group(1)) for h, _ in exercises]  # type: ignore[union-attr]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    for heading, body in exercises:
+        lines = body.splitlines()
+        solution = [i for i, line in enumerate(lines) if line.startswith("??? success")]
+        assert len(solution) == 1, heading
+        before = [line for line in lines[: solution[0]] if line.strip()]
+        assert before and before[-1].startswith("*Hint.* "), (
+            f"{heading}: no hint before the solution"
+        )
+        hint_at = lines.index(before[-1])
+        assert not lines[hint_at - 1].strip(), f"{heading}: the hint must be a one-line paragraph"
+        assert sum(line.startswith("*Hint.*") for line in lines) == 1, heading
+        assert doctest.DocTestParser().get_examples(body), f"{heading}: solution without doctest"
+
+
+_PROSE_PAGES = (
+    "theory/*.md",
+    "architectures.md",
+    "errata.md",
+    "exercises.md",
+    "getting-started.md",
+)
+
+
+def _prose(text: str) -> str:
+    """The text outside code blocks, inline code and math."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"\$\$.*?\$\$", "", text, flags=re.S)
+    text = re.sub(r"\$[^$]*\$", "", text)
+    return re.sub(r"`[^`]*`", "", text)
+
+
+def test_paper_citations_link_the_references_page() -> None:
+    """ "[7]" is the paper's numbering: every such citation links the references table."""
+    cited = re.compile(r"(?<![\[(])\[(\d+(?:, \d+)*)\](?!\()")
+    for pattern in _PROSE_PAGES:
+        for page in DOCS.glob(pattern):
+            prose = _prose(page.read_text(encoding="utf-8"))
+            bare = [m.group(0) for m in cited.finditer(prose)]
+            assert not bare, f"{page.name}: citations without a link to the references: {bare}"
+            for target in re.findall(r"\[\[\d+(?:, \d+)*\]\]\(([^)]*)\)", prose):
+                assert target.endswith("references.md#the-papers-reference-numbers"), target
+
+
+def test_the_pages_use_the_notation_table() -> None:
+    pages = [*DOCS.glob("theory/sec*.md"), DOCS / "architectures.md", DOCS / "errata.md"]
+    pages += [DOCS / "exercises.md", DOCS / "theory" / "primers.md"]
+    for page in pages:
+        assert "notation.md" in page.read_text(encoding="utf-8"), f"{page.name} lacks the link"
+    notation = (DOCS / "notation.md").read_text(encoding="utf-8")
+    assert r"$J_l = s_1 s_2 \cdots s_l$, $J_0 = 1$" in notation
+    everywhere = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.rglob("*.md"))
+    assert r"\prod_{i<l} s_i" not in everywhere, "one stride convention: J_l = s_1 ... s_l"
+    assert r"\sum_l J_l^2" not in everywhere, "the variance uses J_(l-1), the strides below"
+
+
+def test_doctests_do_not_depend_on_a_source_checkout() -> None:
+    """Pages must run against an installed package: no paths into the repository."""
+    for page in DOCS.rglob("*.md"):
+        for example in doctest.DocTestParser().get_examples(page.read_text(encoding="utf-8")):
+            assert "__file__" not in example.source, (page.name, example.source)
+            assert "docs/examples" not in example.source, (page.name, example.source)
+
+
+def test_the_example_files_match_the_networks_of_the_pages() -> None:
+    from erftheory import Conv, Network
+    from erftheory.arch import load_arch, parse_arch
+
+    examples = DOCS / "examples"
+    dense = [Conv(3)] * 15
+    subsample = ([Conv(3)] * 3 + [Conv(3, stride=2)]) * 3 + [Conv(3)] * 3
+    dilated = [Conv(3)] * 3 + [Conv(3, dilation=2)] + [Conv(3)] * 3 + [Conv(3, dilation=4)]
+    dilated += [Conv(3)] * 3 + [Conv(3, dilation=8)] + [Conv(3)] * 3
+    for name, layers in (("dense", dense), ("subsample", subsample), ("dilated", dilated)):
+        from_file = load_arch(examples / f"paper_sec31_{name}.json").profile()
+        inline = Network(layers, ndim=2).profile()
+        assert from_file.coefficients == inline.coefficients, name
+
+    def stage(convs: int) -> list[Any]:
+        conv = {"conv": {"size": 3, "padding": 1}}
+        return [
+            {"repeat": {"times": convs, "layers": [conv, "relu"]}},
+            {"maxpool": {"size": 2, "stride": 2}},
+        ]
+
+    vgg = parse_arch({"ndim": 2, "layers": stage(2) + stage(2) + stage(3) + stage(3) + stage(3)})
+    from_file = load_arch(examples / "vgg16.json")
+    assert from_file.receptive_field == vgg.receptive_field
+    assert [r.rf_size for r in from_file.table()] == [r.rf_size for r in vgg.table()]
+
+
 def test_split_shared_params() -> None:
     """The Griffe extension's rewrite of ``a, b: text`` entries (docs/hooks.py)."""
     spec = importlib.util.spec_from_file_location("erftheory_docs_hooks", DOCS / "hooks.py")
@@ -235,3 +337,21 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     for page in ("index.html", "torch/index.html", "exercises/index.html", "api/index.html"):
         assert (tmp_path / "site" / page).is_file(), page
     assert (tmp_path / "site" / "figures").is_dir()
+    for html in (tmp_path / "site").rglob("index.html"):  # math left unrendered: stray $
+        stray = _stray_dollars(html.read_text(encoding="utf-8"))
+        assert not stray, f"{html.relative_to(tmp_path)}: math not rendered near {stray!r}"
+
+
+def _stray_dollars(html: str) -> str:
+    """Text around the first ``$`` outside math, code and scripts of a built page, or ''."""
+    text = re.sub(r'<(span|div) class="arithmatex">.*?</\1>', "", html, flags=re.S)
+    for tag in ("pre", "code", "script", "style"):
+        text = re.sub(rf"<{tag}\b.*?</{tag}>", "", text, flags=re.S)
+    at = text.find("$")
+    return "" if at < 0 else text[max(0, at - 60) : at + 60]
+
+
+def test_stray_dollar_detector() -> None:
+    assert _stray_dollars('<p>a <span class="arithmatex">\\(x\\)</span> b</p>') == ""
+    assert _stray_dollars("<p>$$x<ul><li>+ y$$</li></ul></p>")
+    assert _stray_dollars("<pre><code>$ pip</code></pre>") == ""
