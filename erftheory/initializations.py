@@ -1,7 +1,7 @@
 r"""The per-tap weight variances of the initialisations (Sections 3.1 and 4), without torch.
 
 `he_variances`, `xavier_variances` and `centre_low_variances` give a convolution's
-per-tap variance kernel $v(m)$ as exact Fractions, for ``Conv`` in
+per-tap variance kernel $C(m)$ as exact Fractions, for ``Conv`` in
 ``kind="expected_square"``; `variance_network` puts them in every `Conv` of a network.
 The in-place initialisers that draw weights with these variances (`he_`, `xavier_`,
 `centre_low_`) are in `erftheory.torch.init`, which re-exports everything here.
@@ -180,11 +180,11 @@ def centre_low_variances(
     no formula. This one is a quadratic bowl: tap $m$ at offset $m - c$ from the centre
     $c = (k-1)/2$ (per axis) gets
 
-    $$v(m) = \frac{2}{n_\text{in}}\; K\, \frac{1 + a\,\rho_m^2}{\sum_{m'} (1 + a\,\rho_{m'}^2)},
+    $$C(m) = \frac{2}{n_\text{in}}\; K\, \frac{1 + a\,\rho_m^2}{\sum_{m'} (1 + a\,\rho_{m'}^2)},
     \qquad \rho_m^2 = \frac{\lVert m - c\rVert^2}{\lVert c\rVert^2} \in [0, 1],$$
 
     with $K$ taps and ``strength`` $a \ge 0$. So the corners get $1 + a$ times the
-    variance of the centre, the total $\sum_m v(m) = 2K/n_\text{in}$ is He's (the
+    variance of the centre, the total $\sum_m C(m) = 2K/n_\text{in}$ is He's (the
     forward and backward signal scale of He init are kept), $a = 0$ is He, and
     $a \to \infty$ tends to $v \propto \rho^2$ (zero at the centre; the 4-corner optimum
     itself is not in the family). All values are exact Fractions ($\rho_m^2$ is

@@ -10,8 +10,8 @@ Each layer answers two questions, one for each kind of ERF:
   (Section 2.1): a convolution contributes its weights $w(m)$, an activation the mean
   slope $\mathbb E[\sigma'(x)]$.
 - ``kind="expected_square"``: the expected squared gradient of a network whose
-  convolutions have zero-mean random weights with per-tap variances $v(m)$ (Sections
-  2.2 and 2.4, Eq. 8): a convolution contributes $v(m)$, an activation the factor
+  convolutions have zero-mean random weights with per-tap variances $C(m)$ (Sections
+  2.2 and 2.4, Eq. 8): a convolution contributes $C(m)$, an activation the factor
   $\mathbb E[\sigma'(x)^2]$.
 
 Sizes, strides, dilations and paddings are an int (every axis) or a tuple (one per
@@ -695,14 +695,15 @@ class Sigmoid(_GaussianInput):
 
 
 class Dropout(_Scalar):
-    r"""Inverted dropout in training mode: keep a pixel with probability $1-p$, scale by $1/(1-p)$.
+    r"""Inverted dropout in training mode: keep a pixel with probability $q$, scale by $1/q$.
 
-    The shape of the ERF is unchanged (Section 2.4); the expected gradient gains the
-    factor 1. The scaled mask is 1 plus noise of variance $p/(1-p)$, independent from
-    pixel to pixel: paths through one pixel share it (factor $1/(1-p)$ on their square),
+    ``p`` is PyTorch's drop probability, so $q = 1 - $ ``p`` (the notation page's $q$,
+    with $r = q$). The shape of the ERF is unchanged (Section 2.5); the expected gradient
+    gains the factor 1. The scaled mask is 1 plus noise of variance $(1-q)/q$, independent
+    from pixel to pixel: paths through one pixel share it (factor $1/q$ on their square),
     paths through different pixels do not (the family algebra of `erftheory.network`;
-    between random convolutions this is the factor $1/(1-p)$). In evaluation mode
-    dropout is `Identity`.
+    between random convolutions this is the factor $1/q$). In evaluation mode dropout is
+    `Identity`.
 
     Example:
         >>> Dropout(0.5).factor("gradient"), Dropout(0.5).factor("expected_square")

@@ -17,9 +17,9 @@ Two kinds of ERF run on the same algebra (see `erftheory.layers`):
   different random taps are uncorrelated (Eq. 6–8), so their squares add, while paths
   through the *same* random taps add coherently across fixed layers (average pooling,
   batch norm, shortcuts): with $D$ the paths through no random layer and, for each family
-  $k$ of paths sharing their random layers, $V_k$ the product of those layers' variance
-  polynomials and $F_k$ the fixed part,
-  $\mathbb E[g^2] = \mathrm{sq}(D) + \sum_k V_k\,\mathrm{sq}(F_k)$ with $\mathrm{sq}$ the
+  $f$ of paths sharing their random layers, $V_f$ the product of those layers' variance
+  polynomials and $F_f$ the fixed part,
+  $\mathbb E[g^2] = \mathrm{sq}(D) + \sum_f V_f\,\mathrm{sq}(F_f)$ with $\mathrm{sq}$ the
   coefficient-wise square. A pointwise random factor (dropout's mask, an activation's
   slope under the independence assumption of Section 2.4) is its mean plus noise that is
   independent from pixel to pixel, which adds the squares of everything below it. This
@@ -426,11 +426,11 @@ def _chain(layers: Sequence[Layer], kind: str, alg: _Algebra) -> _Transfer:
 # ---------------------------------------------------------------- expected squares
 # The gradient of a random-weight network is a sum over paths, each a product of one
 # tap per layer. Paths that use different sets of random taps are uncorrelated (every
-# weight has mean 0), so with $D$ the paths through no random layer and, per family $k$
-# of paths through the same random layers, $V_k$ the product of their variance
-# polynomials and $F_k$ the fixed (coherent) part of the paths,
+# weight has mean 0), so with $D$ the paths through no random layer and, per family $f$
+# of paths through the same random layers, $V_f$ the product of their variance
+# polynomials and $F_f$ the fixed (coherent) part of the paths,
 #
-#     E[g^2] = sq(D) + sum_k V_k sq(F_k),       sq = coefficient-wise square.
+#     E[g^2] = sq(D) + sum_f V_f sq(F_f),       sq = coefficient-wise square.
 #
 # Composing a then b: D = D_a D_b; families (V_a, F_a D_b), (V_b, D_a F_b) and
 # (V_a V_b, F_a F_b). Branches of a block add their D and pool their families.

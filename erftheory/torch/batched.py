@@ -94,7 +94,7 @@ class BatchedNetworks(nn.Module):
               (Section 4: small variance at the kernel's centre, large outside);
             - ``"ones"``: all ones (the "uniform" networks of Sections 2.1 and 3.1);
             - ``"kernel"``: each `Conv`'s own `Kernel` (the same in every network);
-            - ``"random"``: $\mathcal N(0, v(m))$ with the `Conv`'s kernel read as
+            - ``"random"``: $\mathcal N(0, C(m))$ with the `Conv`'s kernel read as
               per-tap variances, as ``to_torch(weights="random")``;
             - a function ``fn(weight, generator=generator)`` filling a weight in place,
               such as ``torch.nn.init.kaiming_normal_``.

@@ -355,7 +355,7 @@ def to_torch(
               integer kernels in float64);
             - ``"ones"``: all-ones kernels of the same sizes;
             - ``"random"``: independent zero-mean Gaussian weights whose per-tap
-              variance is the kernel's value $v(m)$ (the reading of
+              variance is the kernel's value $C(m)$ (the reading of
               ``kind="expected_square"``), drawn with ``generator``.
         dtype: the dtype of the weights (and of the inputs you feed the model).
         generator: the ``torch.Generator`` for ``weights="random"``, an int seed, or

@@ -3,17 +3,17 @@ r"""Weight initialisation of convolutions, in the style of ``torch.nn.init``.
 Each ``*_`` function fills a convolution weight of shape
 ``(out_channels, in_channels / groups, *kernel_size)`` in place with zero-mean draws,
 takes an optional ``generator`` and returns the tensor. Each ``*_variances`` function
-gives the matching per-tap weight variance $v(m)$ as an exact `erftheory.Kernel`: the
+gives the matching per-tap weight variance $C(m)$ as an exact `erftheory.Kernel`: the
 reading of ``kind="expected_square"`` (Section 2.2, Eq. 8), so that
 ``Network.profile(kind="expected_square")`` predicts the expected squared input
 gradient over initialisations (`variance_network` swaps them into a network).
 
-| init | weight of tap $m$ | per-tap variance $v(m)$ |
+| init | weight of tap $m$ | per-tap variance $C(m)$ |
 |---|---|---|
 | `ones_` | $1$ (Section 2.1) | – (fixed weights: ``kind="gradient"``) |
 | `he_` | $\mathcal N(0, v)$ | $2 / n_\text{in}$ (He et al. [7]: gain $\sqrt 2$, ReLU) |
 | `xavier_` | $\mathcal N(0, v)$ | $2 g^2 / (n_\text{in} + n_\text{out})$ (Glorot and Bengio [5]) |
-| `centre_low_` | $\mathcal N(0, v(m))$ | He's total, moved from the centre outwards (Section 4) |
+| `centre_low_` | $\mathcal N(0, C(m))$ | He's total, moved from the centre outwards (Section 4) |
 
 The fans are PyTorch's: $n_\text{in} = C_\text{in} K$ (``fan_in``) and
 $n_\text{out} = C_\text{out} K$ (``fan_out``) for a kernel of $K$ taps; a
@@ -98,7 +98,7 @@ def _fill(
     generator: torch.Generator | int | None,
     param: Fraction = Fraction(0),
 ) -> torch.Tensor:
-    """Standard normal draws times $\\sqrt{v(m)}$ per tap, in place (``rule``'s variances)."""
+    """Standard normal draws times $\\sqrt{C(m)}$ per tap, in place (``rule``'s variances)."""
     fan_in, fan_out, size = _fans(tensor)
     gen = torch.default_generator if generator is None else as_generator(generator)
     std = torch.tensor(
@@ -174,7 +174,7 @@ def centre_low_(
     r"""Section 4's initialisation: per-tap variances `centre_low_variances`, zero mean.
 
     As Section 4 describes it: draw He weights, then scale tap $m$ by
-    $\sqrt{v(m) / v_\text{He}}$, small at the centre and large on the outside; with
+    $\sqrt{C(m) / C_\text{He}}$, small at the centre and large on the outside; with
     the same generator state `he_` and `centre_low_` give exactly these two tensors.
 
     Args:
@@ -188,7 +188,7 @@ def centre_low_(
         >>> import torch
         >>> he = he_(torch.empty(1, 1, 3, 3), torch.Generator().manual_seed(0))
         >>> low = centre_low_(torch.empty(1, 1, 3, 3), torch.Generator().manual_seed(0))
-        >>> (low / he)[0, 0] ** 2   # v(m) / (2/9): 6/5 at the corners, 9/10 edges, 3/5 centre
+        >>> (low / he)[0, 0] ** 2   # C(m) / (2/9): 6/5 at the corners, 9/10 edges, 3/5 centre
         tensor([[1.2000, 0.9000, 1.2000],
                 [0.9000, 0.6000, 0.9000],
                 [1.2000, 0.9000, 1.2000]])

@@ -94,7 +94,7 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     - ``"variance"``: per-tap weight variances for ``kind="expected_square"`` under the
       independence assumption of Section 2.4 (every output channel receives the same
       expected squared gradient): tap $m$ of a convolution with $C_\text{out}$ outputs
-      gets $v(m) = \frac{1}{C_\text{out}}\sum_{o,i} w_{o,i}(m)^2$ (computed in float64,
+      gets $C(m) = \frac{1}{C_\text{out}}\sum_{o,i} w_{o,i}(m)^2$ (computed in float64,
       then taken exactly), so the result is the expected squared gradient summed over
       input channels, averaged over the output channel of the unit. Batch norm
       multiplies the squared gradient by the channel mean of
