@@ -414,8 +414,11 @@ class UniformPower:
         return c if self._scale is None else c * self._scale
 
     def coeffs(self) -> list[Any]:
-        """All coefficients (like ``fmpz_poly.coeffs()``)."""
-        return [self[t] for t in range(self._last + 1)]
+        """All coefficients (like ``fmpz_poly.coeffs()``): the half, then its mirror."""
+        half = list(self._half[: self._last // 2 + 1])
+        if self._scale is not None:
+            half = [c * self._scale for c in half]
+        return half + half[: self._last + 1 - len(half)][::-1]
 
 
 def uniform_coefficient(k: int, n: int, t: int) -> int:

@@ -10,8 +10,8 @@ import numbers
 
 from . import _exact
 from ._errors import ERFTypeError, ERFValueError
-from .kernel import format_value
-from .profile import check_layers
+from .kernel import Kernel, format_value
+from .profile import check_layers, profile
 
 __all__ = ["extended_binomial", "extended_binomial_coefficient"]
 
@@ -24,13 +24,12 @@ def _check_k(k: object) -> int:
     return int(k)
 
 
-_HINT = "use erftheory.profile(..., method='float') or raise erftheory.set_memory_limit()"
-
-
 def extended_binomial(n: int, k: int) -> list[int]:
     r"""The exact coefficients of $(1 + z + \dots + z^{k-1})^n$, a list of $n(k-1)+1$ ints.
 
-    Computed with python-flint's ``fmpz_poly`` power after a memory check.
+    The exact engine's route for an all-ones kernel (`erftheory.profile` of
+    `Kernel.uniform`): the uniform three-term recurrence on gmpy2 integers where it is
+    faster than flint's power, with the same memory guard.
 
     Example:
         >>> extended_binomial(4, 2)            # binomial row C(4, t)
@@ -42,17 +41,7 @@ def extended_binomial(n: int, k: int) -> list[int]:
     k = _check_k(k)
     if n == 0 or k == 1:
         return [1]
-    _exact.guard(_exact.mul(n * (k - 1) + 1, 56.0) + 64.0 * k, "the exact coefficients", _HINT)
-    ints = [1] * k
-    bits, length = _exact.coefficient_bits_bound(ints, n)
-    _exact.guard(
-        _exact.POW_PEAK_FACTOR * _exact.poly_bytes(bits, length)
-        + _exact.python_bytes(bits, length),
-        "the exact coefficients",
-        _HINT,
-    )
-    p = _exact.power_1d(ints, n)
-    return [int(c) for c in p.coeffs()] + [0] * (length - p.degree() - 1)
+    return list(profile(Kernel.uniform(k), n).coefficients)
 
 
 def extended_binomial_coefficient(n: int, k: int, t: int) -> int:

@@ -813,6 +813,8 @@ class _Exact1D:
                 _HINT,
             )
         p = self.poly()
+        if self.den == 1:  # integer kernels: the coefficients as they are
+            return [int(c) for c in p.coeffs()] + [0] * (self.length - p.degree() - 1)
         deg = p.degree()
         return [self._value(p[t]) if t <= deg else 0 for t in range(self.length)]
 
