@@ -191,7 +191,7 @@ def _exact_plan(kernel: Kernel, n: int) -> str:
 def require_nonzero_sum(total: Any, weights: Any = None) -> None:
     """Raise the one error for normalising a kernel whose weights sum to zero."""
     if total == 0:
-        shown = f" ({weights})" if weights is not None else ""
+        shown = f" ({format_value(list(weights), short=True)})" if weights is not None else ""
         raise ERFValueError(
             f"the kernel's weights sum to zero{shown}; the profile cannot be normalised"
         )
@@ -390,6 +390,12 @@ class _ArbData(_ArrayData):
             b = self.balls()
             vals = np.array([[float(x.mid()) for x in row] for row in b])
             rad = max((float(x.rad()) for row in b for x in row), default=0.0)
+            if not (np.all(np.isfinite(vals)) and math.isfinite(rad)):
+                raise ERFValueError(
+                    f"the arb engine's normalised values at dps={self.dps} are beyond float64 "
+                    f"(weights of opposite signs far larger than their sum); balls() has them "
+                    f"as balls, or use method='exact'"
+                )
             self.abs_error_bound = rad + float(np.max(np.abs(vals))) * 2.0**-53
             self._values = vals[0] if self.kernel.ndim == 1 else vals
         return self._values.copy()

@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import pytest
 import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,8 @@ from oracles import power2d_by_convolution, power_by_convolution
 
 import erftheory
 from erftheory import ERFTypeError, ERFValueError, Kernel, profile
+
+pytestmark = pytest.mark.usefixtures("fixed_constant_pool")  # see tests/conftest.py
 
 CASES: Counter[str] = Counter()
 

@@ -44,32 +44,7 @@ CASES: Counter[str] = Counter()
 OUTCOMES: Counter[str] = Counter()
 
 
-@pytest.fixture(autouse=True)
-def _fixed_constant_pool() -> Any:
-    """Make the generated cases independent of the modules earlier tests loaded.
-
-    Hypothesis mixes constants found in the project's loaded modules into what it
-    draws, so the same derandomized test would draw other cases after other tests ran.
-    The pool is held empty here (Hypothesis' own constants remain), so the cases are
-    the same alone and in the full suite. Private API: skipped if it changes.
-    """
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
-    if not hasattr(providers, "_get_local_constants") or cache is None:  # pragma: no cover
-        yield
-        return
-    saved = providers._get_local_constants
-    providers._get_local_constants = providers.Constants  # an empty pool
-    cache.clear()
-    try:
-        yield
-    finally:
-        providers._get_local_constants = saved
-        cache.clear()
+pytestmark = pytest.mark.usefixtures("fixed_constant_pool")  # see tests/conftest.py
 
 
 # --------------------------------------------------------------------------- running

@@ -41,6 +41,8 @@ from erftheory.torch import BatchedNetworks, to_torch  # noqa: E402
 from erftheory.torch.empirical import EmpiricalERF, empirical_erf  # noqa: E402
 from erftheory.trace import from_torch  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("fixed_constant_pool")  # see tests/conftest.py
+
 F64 = torch.float64
 LIMIT = "256MiB"
 EXAMPLES = 150
