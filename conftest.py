@@ -58,6 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         dropped: set[tuple[int, int]] = set()
         needs: set[str] = set()
         for ex in examples:
+            if "importorskip" in ex.source:  # it skips the page itself, with its reason
+                continue
             for module in _MISSING:
                 if _uses(ex.source, module):
                     block = next((b for b in blocks if b[0] <= ex.lineno <= b[1]), None)

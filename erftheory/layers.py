@@ -697,8 +697,8 @@ class Sigmoid(_GaussianInput):
 class Dropout(_Scalar):
     r"""Inverted dropout in training mode: keep a pixel with probability $q$, scale by $1/q$.
 
-    ``p`` is PyTorch's drop probability, so $q = 1 - $ ``p`` (the notation page's $q$,
-    with $r = q$). The shape of the ERF is unchanged (Section 2.5); the expected gradient
+    ``p`` is PyTorch's drop probability, so $q$ is one minus ``p`` (the notation page's
+    $q$, with $r = q$). The shape of the ERF is unchanged (Section 2.5); the expected gradient
     gains the factor 1. The scaled mask is 1 plus noise of variance $(1-q)/q$, independent
     from pixel to pixel: paths through one pixel share it (factor $1/q$ on their square),
     paths through different pixels do not (the family algebra of `erftheory.network`;
