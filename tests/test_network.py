@@ -468,7 +468,7 @@ def test_moments_of_astronomical_fields_are_refused_not_attempted() -> None:
     assert Network([Conv(2**40)]).min_input_size() == 2**40  # the search starts at the RF
     # A search of ~2**40 sizes is refused after a bounded number of steps.
     calls = [0]
-    import erftheory.network as network_module
+    import erftheory.network.geometry as network_module  # the input-size rule's module
 
     original = network_module._fits
 
