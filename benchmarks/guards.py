@@ -14,26 +14,22 @@ import contextlib
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from _timing import best_time
 
 import erftheory
 from erftheory import SizeLimitError, parse_arch
 
 
 def _time(label: str, fn: Any, runs: int = 3) -> None:
-    best = float("inf")
-    outcome = ""
-    for _ in range(runs):
-        start = time.perf_counter()
-        try:
-            fn()
-            outcome = "ok"
-        except erftheory.ERFError as exc:
-            outcome = f"{type(exc).__name__}: {str(exc)[:60]}…"
-        best = min(best, time.perf_counter() - start)
-    print(f"| {label} | {best * 1e3:.1f} | {outcome} |")
+    best, outcome = best_time(fn, runs, refused=erftheory.ERFError)
+    if isinstance(outcome, erftheory.ERFError):
+        shown = f"{type(outcome).__name__}: {str(outcome)[:60]}…"
+    else:
+        shown = "ok"
+    print(f"| {label} | {best * 1e3:.1f} | {shown} |")
 
 
 def main() -> None:

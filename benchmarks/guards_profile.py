@@ -15,7 +15,6 @@ test suite.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,16 @@ import erftheory
 from erftheory import SizeLimitError, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _timing import best_time
 
 
 def _time(label: str, fn: Any, runs: int = 3) -> None:
-    best = float("inf")
-    outcome = ""
-    for _ in range(runs):
-        start = time.perf_counter()
-        try:
-            value = fn()
-            outcome = f"computed ({type(value).__name__})"
-        except SizeLimitError as exc:
-            outcome = f"refused: {str(exc)[:70]}…"
-        best = min(best, time.perf_counter() - start)
-    print(f"{best * 1e3:10.2f} ms  {label:58s} {outcome}")
+    best, outcome = best_time(fn, runs, refused=SizeLimitError)
+    if isinstance(outcome, SizeLimitError):
+        shown = f"refused: {str(outcome)[:70]}…"
+    else:
+        shown = f"computed ({type(outcome).__name__})"
+    print(f"{best * 1e3:10.2f} ms  {label:58s} {shown}")
 
 
 def main() -> None:
