@@ -2,8 +2,10 @@ r"""The paper's synthetic networks (Sections 2 and 3.1), without torch.
 
 `paper_network` builds the stacks of single-channel convolutions of Fig. 1 and Section
 3.1 (uniform, random, random + ReLU, strided or dilated layers, residual blocks);
-`REPLACED` are the layers made strided or dilated in the Section 3.1 comparison. It is
-re-exported by `erftheory.torch.batched` and `erftheory.torch`.
+`REPLACED` are the layers made strided or dilated in the Section 3.1 comparison, and
+`replaced_network` builds its three networks. `paper_network` is re-exported by
+`erftheory.torch.batched` and `erftheory.torch`; ``erftheory reproduce`` builds every
+network of its experiments here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ._errors import ERFValueError
 from .layers import Activation, Conv, Dropout, Layer, ReLU, Residual, Sigmoid, Tanh
 from .network import Network
 
-__all__ = ["REPLACED", "REPLACED_DILATIONS", "paper_network"]
+__all__ = ["REPLACED", "REPLACED_DILATIONS", "REPLACEMENTS", "paper_network", "replaced_network"]
 
 REPLACED: tuple[int, ...] = (3, 7, 11)
 """The layers (0-based) made strided or dilated in the Section 3.1 comparison: the 4th,
@@ -25,6 +27,9 @@ which; these are the ones of ``docs/architectures.md`` and ``erftheory reproduce
 
 REPLACED_DILATIONS: tuple[int, ...] = (2, 4, 8)
 """The dilations of the `REPLACED` layers in the dilated variant, in order."""
+
+REPLACEMENTS: tuple[str, ...] = ("dense", "stride", "dilation")
+"""The variants of the Section 3.1 comparison (`replaced_network`)."""
 
 _ACTIVATIONS: dict[str, Callable[[], Layer]] = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
@@ -136,3 +141,30 @@ def _sequence(values: Any, depth: int) -> list[Any]:
     if len(out) != depth:
         raise ERFValueError(f"dilations must give {depth} values (one per layer), got {len(out)}")
     return out
+
+
+def replaced_network(depth: int = 15, how: str = "stride") -> Network:
+    r"""Section 3.1's comparison: ``depth`` 3×3 layers, the `REPLACED` ones changed.
+
+    ``how="stride"``: those layers have stride 2 ("subsampling"); ``"dilation"``: they
+    are dilated by `REPLACED_DILATIONS`; ``"dense"``: neither (the plain stack). The
+    paper's ``depth`` is 15, where the `REPLACED` layers are its 4th, 8th and 12th.
+
+    Raises:
+        ERFValueError: ``how`` not one of `REPLACEMENTS`; ``"stride"`` or
+            ``"dilation"`` with a ``depth`` that does not hold the `REPLACED` layers.
+
+    Example:
+        >>> replaced_network(5, "dilation")
+        Traceback (most recent call last):
+        erftheory.ERFValueError: dilations: layer index 7 is outside 0..4
+        >>> [replaced_network(15, how).receptive_field.size for how in REPLACEMENTS]
+        [(31, 31), (105, 105), (53, 53)]
+    """
+    if how == "stride":
+        return paper_network(depth, stride_layers=REPLACED)
+    if how == "dilation":
+        return paper_network(depth, dilations=dict(zip(REPLACED, REPLACED_DILATIONS, strict=True)))
+    if how == "dense":
+        return paper_network(depth)
+    raise ERFValueError(f"how must be one of {', '.join(REPLACEMENTS)}, got {how!r}")

@@ -194,3 +194,39 @@ def test_training_is_reproducible_and_leaves_the_global_generator(tmp_path: Path
     generator_state = torch.get_rng_state()
     _training(cfg, tmp_path, 5, "cpu")
     assert torch.equal(torch.get_rng_state(), generator_state)
+
+
+def test_the_experiments_networks_are_the_papers() -> None:
+    from erftheory.paper import (
+        REPLACED,
+        REPLACED_DILATIONS,
+        REPLACEMENTS,
+        paper_network,
+        replaced_network,
+    )
+    from erftheory.reproduce import LINEAR_VARIANCE, dense, replaced
+
+    assert REPLACEMENTS == ("dense", "stride", "dilation")
+    variants = {
+        "dense": paper_network(15),
+        "stride": paper_network(15, stride_layers=REPLACED),
+        "dilation": paper_network(
+            15, dilations=dict(zip(REPLACED, REPLACED_DILATIONS, strict=True))
+        ),
+    }
+    for how, net in variants.items():
+        assert repr(replaced_network(15, how)) == repr(net)
+        ours = replaced(15, how)  # the same geometry, with variance kernels 1/9 per tap
+        assert ours.receptive_field == net.receptive_field
+        assert ours.profile("expected_square").normalized().tolist() == (
+            net.profile("gradient").normalized().tolist()
+        )
+    assert [variants[h].receptive_field.size for h in REPLACEMENTS] == [
+        (31, 31),
+        (105, 105),
+        (53, 53),
+    ]
+    assert repr(dense(4)) == repr(paper_network(4))
+    assert dense(4, LINEAR_VARIANCE).std("expected_square") == paper_network(4).std("gradient")
+    with pytest.raises(ERFValueError, match="how must be one of dense, stride, dilation"):
+        replaced(15, "pool")

@@ -5,8 +5,9 @@
 - `seeded_global_rng` runs a block with torch's global generator forked and seeded from
   a generator, so code that does draw from it (dropout masks, a model's own noise) is
   reproducible too and the caller's global state is left as it was.
-- `is_out_of_memory`, `one_line`, `describe_model`: turning raw torch failures into the
-  one-line `erftheory.ERFValueError` / `erftheory.ERFTypeError` messages.
+- `is_out_of_memory`, `out_of_memory_as`, `one_line`, `describe_model`: turning raw
+  torch failures into the one-line `erftheory.ERFValueError` / `erftheory.ERFTypeError`
+  messages.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ __all__ = [
     "describe_model",
     "is_out_of_memory",
     "one_line",
+    "out_of_memory_as",
     "seeded_global_rng",
     "wrap_exception",
 ]
@@ -110,6 +112,29 @@ def is_out_of_memory(exc: BaseException) -> bool:
         text = str(exc).lower()
         return any(m in text for m in _OOM_MARKERS)
     return False
+
+
+@contextlib.contextmanager
+def out_of_memory_as(message: Callable[[str], str]) -> Iterator[None]:
+    """Turn an allocator failure inside the block into an `ERFValueError`.
+
+    Its message is ``message(one_line(failure))``, and the failure is chained as
+    ``__cause__``; erftheory's own errors and every other exception pass unchanged.
+
+    Example:
+        >>> with out_of_memory_as(lambda e: f"the batch ran out of memory ({e})"):
+        ...     raise MemoryError("no room")
+        Traceback (most recent call last):
+        erftheory.ERFValueError: the batch ran out of memory (MemoryError: no room)
+    """
+    try:
+        yield
+    except ERFError:
+        raise
+    except Exception as e:
+        if not is_out_of_memory(e):
+            raise
+        raise ERFValueError(message(one_line(e))) from e
 
 
 def one_line(exc: BaseException, limit: int = 240) -> str:

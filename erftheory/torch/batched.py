@@ -38,13 +38,14 @@ import torch
 from torch import nn
 
 from .._config import check_size, format_bytes
-from .._errors import ERFError, ERFTypeError, ERFValueError
+from .._errors import ERFTypeError, ERFValueError
 from ..layers import (
     Layer,
 )
 from ..network import Network
 from ..paper import paper_network
-from ._guard import as_generator, is_out_of_memory, one_line, seeded_global_rng
+from ._guard import as_generator, one_line, out_of_memory_as, seeded_global_rng
+from ._measure import centre_gradient, per_axis
 from .build import NetworkModule, WeightMode, to_torch
 from .init import DEFAULT_STRENGTH, centre_low_, he_, variance_network, xavier_
 
@@ -455,8 +456,7 @@ def _gradients(
             )
         x = x.expand(-1, count, *x.shape[2:])
     spatial = tuple(int(s) for s in x.shape[2:])
-    out_size = batched.network.output_size(spatial)
-    out_sizes = (out_size,) if nd == 1 else tuple(out_size)
+    out_sizes = per_axis(batched.network.output_size(spatial))
     if any(n <= 0 for n in out_sizes):
         raise ERFValueError(f"an input of size {spatial} gives an empty output")
     if output_unit is None:
@@ -473,23 +473,16 @@ def _gradients(
     )
     # one number from the generator seeds the global one for dropout (forked, restored)
     seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device)) if dropout else 0
-    try:
-        with seeded_global_rng(seed, device if dropout else None):
-            x = x.detach().contiguous(memory_format=fmt).requires_grad_(True)
-            y = batched.model(x)
-            total = y[(slice(None), slice(None), *unit)].sum()
-            (grad,) = torch.autograd.grad(total, x)
-            grad = grad.contiguous()
-    except ERFError:
-        raise
-    except Exception as e:
-        if not is_out_of_memory(e):
-            raise
-        raise ERFValueError(
+    shape = tuple(x.shape)
+
+    def message(error: str) -> str:
+        return (
             f"the {count} networks ran out of memory on {device} with an input of shape "
-            f"{tuple(x.shape)} ({one_line(e)}); use fewer networks, a smaller size or a "
-            f"smaller batch"
-        ) from e
+            f"{shape} ({error}); use fewer networks, a smaller size or a smaller batch"
+        )
+
+    with out_of_memory_as(message), seeded_global_rng(seed, device if dropout else None):
+        grad = centre_gradient(batched.model, x, unit, memory_format=fmt).contiguous()
     return grad[0] if squeeze else grad
 
 

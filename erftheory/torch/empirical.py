@@ -60,7 +60,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -76,9 +76,11 @@ from ._guard import (
     describe_model,
     is_out_of_memory,
     one_line,
+    out_of_memory_as,
     seeded_global_rng,
     wrap_exception,
 )
+from ._measure import centre_gradient, per_axis, sample_maps
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
@@ -104,6 +106,27 @@ ModelFactory = Callable[[int, torch.Generator], nn.Module]
 
 
 # --------------------------------------------------------------------------- result
+class _What(NamedTuple):
+    """What an `EmpiricalERF` measured; results merge only when this agrees."""
+
+    statistic: str
+    channel_reduce: str
+    centre: tuple[int, ...]
+    origin: tuple[int, ...]
+
+
+class _Sums(NamedTuple):
+    """The shifted accumulators of an `EmpiricalERF` (see its documentation)."""
+
+    shift: np.ndarray
+    sum: np.ndarray
+    sum_sq: np.ndarray
+    cross_sum: np.ndarray
+    total_shift: float
+    total_sum: float
+    total_sum_sq: float
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class EmpiricalERF:
     r"""An ERF measured by back-propagation, with the sums that produced it.
@@ -191,13 +214,22 @@ class EmpiricalERF:
             >>> erf.map, erf.stderr
             (array([0. , 1. , 0.5]), array([0.  , 0.  , 0.288...]))
         """
+        what = _What(statistic, channel_reduce, tuple(centre), tuple(origin))
+        sums = _Sums(shift, sum, sum_sq, cross_sum, total_shift, total_sum, total_sum_sq)
+        return cls._build(what, count, nonfinite, sums)
+
+    @classmethod
+    def _build(cls, what: _What, count: int, nonfinite: int, sums: _Sums) -> EmpiricalERF:
+        """The one construction site: checks, ``map`` and ``stderr`` (see `from_sums`)."""
+        statistic, channel_reduce = what.statistic, what.channel_reduce
         if statistic not in STATISTICS:
             raise ERFValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
         if channel_reduce not in CHANNEL_REDUCTIONS:
             raise ERFValueError(
                 f"channel_reduce must be one of {CHANNEL_REDUCTIONS}, got {channel_reduce!r}"
             )
-        arrays = [np.array(a, dtype=np.float64) for a in (shift, sum, sum_sq, cross_sum)]
+        maps = (sums.shift, sums.sum, sums.sum_sq, sums.cross_sum)
+        arrays = [np.array(a, dtype=np.float64) for a in maps]
         if len({a.shape for a in arrays}) != 1:
             raise ERFValueError(
                 f"shift, sum, sum_sq and cross_sum must have one shape, got "
@@ -225,14 +257,14 @@ class EmpiricalERF:
             nonfinite=int(nonfinite),
             statistic=statistic,
             channel_reduce=channel_reduce,
-            centre=tuple(int(c) for c in centre),
-            origin=tuple(int(o) for o in origin),
+            centre=tuple(int(c) for c in what.centre),
+            origin=tuple(int(o) for o in what.origin),
             shift=shift_a,
             sum=sum_a,
             sum_sq=sq_a,
-            total_shift=float(total_shift),
-            total_sum=float(total_sum),
-            total_sum_sq=float(total_sum_sq),
+            total_shift=float(sums.total_shift),
+            total_sum=float(sums.total_sum),
+            total_sum_sq=float(sums.total_sum_sq),
             cross_sum=cross_a,
         )
 
@@ -296,7 +328,11 @@ class EmpiricalERF:
             if a != b:
                 raise ERFValueError(f"cannot merge ERFs with different {name}: {a!r} and {b!r}")
 
-    def _shifted(self, shift: np.ndarray, total_shift: float) -> tuple[np.ndarray, ...]:
+    @property
+    def _what(self) -> _What:
+        return _What(self.statistic, self.channel_reduce, self.centre, self.origin)
+
+    def _shifted(self, shift: np.ndarray, total_shift: float) -> _Sums:
         """The accumulators re-expressed about another shift (exact algebra, float64)."""
         n = float(self.count)
         d = self.shift - shift
@@ -306,38 +342,13 @@ class EmpiricalERF:
         ts = self.total_sum + n * e
         ts2 = self.total_sum_sq + 2.0 * e * self.total_sum + n * e * e
         cross = self.cross_sum + e * self.sum + d * self.total_sum + n * d * e
-        return s, s2, cross, np.array([ts, ts2])
+        return _Sums(shift, s, s2, cross, total_shift, ts, ts2)
 
     def _min_shift(self) -> tuple[np.ndarray, float]:
         """Shifts for the MIN reduction: $+\\infty$ where nothing was aggregated."""
         if self.count == 0:
             return np.full(self.shift.shape, np.inf), math.inf
         return self.shift, self.total_shift
-
-    def _combined(
-        self,
-        count: int,
-        nonfinite: int,
-        shift: np.ndarray,
-        total_shift: float,
-        parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    ) -> EmpiricalERF:
-        s, s2, cross, totals = parts
-        return EmpiricalERF.from_sums(
-            count=count,
-            nonfinite=nonfinite,
-            statistic=self.statistic,
-            channel_reduce=self.channel_reduce,
-            centre=self.centre,
-            origin=self.origin,
-            shift=shift,
-            sum=s,
-            sum_sq=s2,
-            total_shift=total_shift,
-            total_sum=float(totals[0]),
-            total_sum_sq=float(totals[1]),
-            cross_sum=cross,
-        )
 
     def merge(self, other: EmpiricalERF) -> EmpiricalERF:
         """The ERF of both sets of samples together (as if accumulated in one run).
@@ -365,10 +376,17 @@ class EmpiricalERF:
             shift, total_shift = np.zeros(self.shift.shape), 0.0
         a = self._shifted(shift, total_shift)
         b = other._shifted(shift, total_shift)
-        parts = (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
-        return self._combined(
-            self.count + other.count, self.nonfinite + other.nonfinite, shift, total_shift, parts
+        sums = _Sums(
+            shift,
+            a.sum + b.sum,
+            a.sum_sq + b.sum_sq,
+            a.cross_sum + b.cross_sum,
+            total_shift,
+            a.total_sum + b.total_sum,
+            a.total_sum_sq + b.total_sum_sq,
         )
+        count, nonfinite = self.count + other.count, self.nonfinite + other.nonfinite
+        return EmpiricalERF._build(self._what, count, nonfinite, sums)
 
     def all_reduce(self, group: Any = None) -> EmpiricalERF:
         """Combine the results of all processes of a ``torch.distributed`` group.
@@ -433,19 +451,15 @@ class EmpiricalERF:
             shifts = np.zeros_like(shifts)
         shift = shifts[:-1].reshape(self.shift.shape)
         total_shift = float(shifts[-1])
-        s, s2, cross, totals = self._shifted(shift, total_shift)
-        size = s.size
-        packed = reduce(
-            np.concatenate([s.ravel(), s2.ravel(), cross.ravel(), totals]), dist.ReduceOp.SUM
-        )
-        shape = self.shift.shape
-        parts = (
-            packed[:size].reshape(shape),
-            packed[size : 2 * size].reshape(shape),
-            packed[2 * size : 3 * size].reshape(shape),
-            packed[3 * size :],
-        )
-        return self._combined(int(counts[0]), int(counts[1]), shift, total_shift, parts)
+        local = self._shifted(shift, total_shift)
+        maps = (local.sum, local.sum_sq, local.cross_sum)
+        totals = [local.total_sum, local.total_sum_sq]
+        packed = reduce(np.concatenate([*(m.ravel() for m in maps), totals]), dist.ReduceOp.SUM)
+        shape, size = self.shift.shape, self.shift.size
+        s, s2, cross = (packed[i * size : (i + 1) * size].reshape(shape) for i in range(3))
+        ts, ts2 = (float(t) for t in packed[3 * size :])
+        sums = _Sums(shift, s, s2, cross, total_shift, ts, ts2)
+        return EmpiricalERF._build(self._what, int(counts[0]), int(counts[1]), sums)
 
     def _descriptor(self) -> np.ndarray:
         """A fixed-length numeric fingerprint of what was measured (for all_reduce)."""
@@ -512,27 +526,20 @@ class _Accumulator:
         self.tsum_sq += (e * e).sum()
         self.count += n
 
-    def result(
-        self, statistic: str, channel_reduce: str, centre: tuple[int, ...], origin: tuple[int, ...]
-    ) -> EmpiricalERF:
+    def result(self, what: _What) -> EmpiricalERF:
         def host(t: torch.Tensor) -> np.ndarray:
             return np.array(t.detach().cpu().numpy(), dtype=np.float64)
 
-        return EmpiricalERF.from_sums(
-            count=self.count,
-            nonfinite=self.nonfinite,
-            statistic=statistic,
-            channel_reduce=channel_reduce,
-            centre=centre,
-            origin=origin,
-            shift=host(self.shift),
-            sum=host(self.sum),
-            sum_sq=host(self.sum_sq),
-            total_shift=float(self.tshift),
-            total_sum=float(self.tsum),
-            total_sum_sq=float(self.tsum_sq),
-            cross_sum=host(self.cross),
+        sums = _Sums(
+            host(self.shift),
+            host(self.sum),
+            host(self.sum_sq),
+            host(self.cross),
+            float(self.tshift),
+            float(self.tsum),
+            float(self.tsum_sq),
         )
+        return EmpiricalERF._build(what, self.count, self.nonfinite, sums)
 
 
 # --------------------------------------------------------------------------- validation
@@ -894,14 +901,8 @@ def _origin(
                 f"spatial axes {in_spatial}"
             )
         rf = network.receptive_field
-        axes: list[tuple[int, int, int]] = (
-            [(rf.size, rf.jump, rf.offset)]
-            if network.ndim == 1
-            else list(zip(rf.size, rf.jump, rf.offset, strict=True))
-        )
-        return tuple(
-            int(o + j * c + (s - 1) // 2) for (s, j, o), c in zip(axes, centre, strict=True)
-        )
+        axes = zip(per_axis(rf.size), per_axis(rf.jump), per_axis(rf.offset), strict=True)
+        return tuple(o + j * c + (s - 1) // 2 for (s, j, o), c in zip(axes, centre, strict=True))
     out = []
     for c, n_in, n_out in zip(centre, in_spatial, out_spatial, strict=False):
         est = round((c + 0.5) * n_in / n_out - 0.5)
@@ -930,16 +931,6 @@ def _centre(output_index: Any, out_spatial: tuple[int, ...]) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- main
-def _statistic(g: torch.Tensor, statistic: str) -> torch.Tensor:
-    if statistic == "mean":
-        return g
-    if statistic == "mean_square":
-        return g * g
-    if statistic == "mean_abs":
-        return g.abs()
-    return g.clamp_min(0)
-
-
 def empirical_erf(
     model: nn.Module | ModelFactory,
     input_shape: Sequence[int] | None = None,
@@ -1170,31 +1161,22 @@ def _network_of(model: nn.Module) -> Network | None:
     return net if isinstance(net, Network) else None
 
 
+@dataclass(eq=False)
 class _Measurement:
     """The state of one `empirical_erf` call: options, geometry (from the first batch), sums."""
 
-    def __init__(
-        self,
-        source: _Source,
-        dev: torch.device,
-        dtype: torch.dtype,
-        statistic: str,
-        channel_reduce: str,
-        output_index: Any,
-        network: Network | None,
-    ) -> None:
-        self.source = source
-        self.dev = dev
-        self.dtype = dtype
-        self.statistic = statistic
-        self.channel_reduce = channel_reduce
-        self.output_index = output_index
-        self.network = network
-        self.acc: _Accumulator | None = None
-        self.centre: tuple[int, ...] = ()
-        self.origin: tuple[int, ...] = ()
-        self.sample_shape: tuple[int, ...] = ()
-        self.out_spatial: tuple[int, ...] = ()
+    source: _Source
+    dev: torch.device
+    dtype: torch.dtype
+    statistic: str
+    channel_reduce: str
+    output_index: Any
+    network: Network | None
+    acc: _Accumulator | None = None
+    centre: tuple[int, ...] = ()
+    origin: tuple[int, ...] = ()
+    sample_shape: tuple[int, ...] = ()
+    out_spatial: tuple[int, ...] = ()
 
     # ------------------------------------------------------------ drivers
     def fixed(self, model: nn.Module, runs: int, bar: Any) -> None:
@@ -1294,7 +1276,7 @@ class _Measurement:
     def result(self) -> EmpiricalERF:
         if self.acc is None:
             raise ERFValueError("the inputs yielded no samples")
-        return self.acc.result(self.statistic, self.channel_reduce, self.centre, self.origin)
+        return self.acc.result(_What(self.statistic, self.channel_reduce, self.centre, self.origin))
 
     # ------------------------------------------------------------ one batch
     def _geometry(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -1324,64 +1306,32 @@ class _Measurement:
 
     def batch(self, model: nn.Module, x_cpu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`gradient` of one batch, with allocator failures turned into one-line errors."""
-        try:
-            return self.gradient(model, x_cpu.to(device=self.dev, dtype=self.dtype))
-        except ERFError:
-            raise
-        except Exception as e:
-            if not is_out_of_memory(e):
-                raise
-            shape = tuple(x_cpu.shape)
+        shape = tuple(x_cpu.shape)
+
+        def message(error: str) -> str:
             nbytes = x_cpu.numel() * _element_size(self.dtype)
-            raise ERFValueError(
+            return (
                 f"{describe_model(model)} ran out of memory on {self.dev} with a batch of "
                 f"shape {shape} ({format_bytes(nbytes)} of inputs in {self.dtype}): "
-                f"{one_line(e)}; use a smaller batch_size (now {shape[0]}) or a smaller input"
-            ) from e
+                f"{error}; use a smaller batch_size (now {shape[0]}) or a smaller input"
+            )
+
+        with out_of_memory_as(message):
+            maps = self.gradient(model, x_cpu.to(device=self.dev, dtype=self.dtype))
+        return maps
 
     def gradient(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample statistic maps ``(B, *spatial)`` (float64) and a finiteness mask."""
-        g: torch.Tensor | None
         shape = tuple(x.shape)
         where = (
             f"on inputs of shape {shape} (batch {shape[0]}, sample shape {shape[1:]}, "
             f"channels {shape[1]})"
         )
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            try:
-                y = model(x)
-            except Exception as e:
-                if is_out_of_memory(e):
-                    raise
-                raise wrap_exception(
-                    e, f"{describe_model(model)} raised {where}: {one_line(e)}"
-                ) from e
+
+        def centre(x: torch.Tensor, y: torch.Tensor) -> tuple[int, ...]:
             _check_output(model, x, y)
             self._geometry(x, y)
-            index: tuple[slice | int, ...] = (slice(None), slice(None), *self.centre)
-            sel = y[index]
-            if sel.requires_grad:
-                try:
-                    (g,) = torch.autograd.grad(sel.sum(), x, allow_unused=True)
-                except Exception as e:
-                    if is_out_of_memory(e):
-                        raise
-                    raise wrap_exception(
-                        e,
-                        f"the backward pass of {describe_model(model)} failed {where}: "
-                        f"{one_line(e)}",
-                    ) from e
-            else:
-                g = None
-        if g is None:
-            g = torch.zeros_like(x)
-        g = g.detach()
-        if self.channel_reduce == "sum":
-            q = _statistic(g.sum(1), self.statistic)
-        else:
-            q = _statistic(g, self.statistic).sum(1)
-        q = q.to(torch.float64)
-        n = int(q.shape[0])
-        finite = torch.isfinite(g).reshape(n, -1).all(1) & torch.isfinite(q).reshape(n, -1).all(1)
-        return q, finite
+            return self.centre
+
+        g = centre_gradient(model, x, centre, where=where)
+        return sample_maps(g, self.statistic, self.channel_reduce)

@@ -45,17 +45,23 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 from .. import measures
 from .._errors import ERFTypeError, ERFValueError
-from ..initializations import centre_low_variances, he_variances, variance_network
+from ..compare import compare
+from ..initializations import variance_network
 from ..kernel import Kernel
-from ..layers import Conv, Layer, ReLU, Sigmoid, Tanh
+from ..layers import Layer, ReLU, Sigmoid, Tanh
 from ..network import Network
-from ..paper import REPLACED, REPLACED_DILATIONS, paper_network
+from ..paper import REPLACED as REPLACED  # old names, importable from here as before
+from ..paper import REPLACED_DILATIONS as REPLACED_DILATIONS
+from ..paper import REPLACEMENTS, paper_network, replaced_network
+from ._measure import centre_gradient, per_axis, sample_maps
+from .build import to_torch
 
 __all__ = ["Config", "reproduce"]
 
@@ -133,16 +139,10 @@ def dense(depth: int, variance: Fraction | None = None, activation: Layer | None
 def replaced(depth: int, how: str, variance: Fraction = LINEAR_VARIANCE) -> Network:
     """``depth`` 3×3 layers, three of which (`REPLACED`) are stride-2 or dilated 2, 4, 8.
 
-    `erftheory.paper.paper_network` with ``stride_layers=REPLACED`` or the dilations
-    `REPLACED_DILATIONS` there (``how="dense"``: neither).
+    `erftheory.paper.replaced_network` (``how`` is ``"dense"``, ``"stride"`` or
+    ``"dilation"``) with its convolutions' kernels the variance.
     """
-    if how == "stride":
-        net = paper_network(depth, stride_layers=REPLACED)
-    elif how == "dilation":
-        net = paper_network(depth, dilations=dict(zip(REPLACED, REPLACED_DILATIONS, strict=True)))
-    else:
-        net = paper_network(depth)
-    return _with_variance(net, variance)
+    return _with_variance(replaced_network(depth, how), variance)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -175,10 +175,6 @@ def measure(
     squared input gradient of its centre output unit (first output channel) summed over
     input channels, whose mean is the ``"expected_square"`` profile; it is cut to the RF.
     """
-    import torch
-
-    from .build import to_torch
-
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float64 if init == "ones" else torch.float32
     if init not in ("ones", "kernel", "random"):
@@ -188,26 +184,32 @@ def measure(
         network, weights=mode, dtype=dtype, generator=gen, channels=channels, copies=count
     ).to(device)
     model.eval()
-    n = network.min_input_size()
-    size = (n,) * network.ndim if isinstance(n, int) else tuple(n)
+    size = per_axis(network.min_input_size())
     x = torch.randn((1, count * channels, *size), generator=gen, dtype=dtype)
-    fmt = torch.channels_last if network.ndim == 2 and dtype == torch.float32 else None
-    x = (x.contiguous(memory_format=fmt) if fmt else x).to(device).requires_grad_(True)
-    c = network.centre_output(size)
-    centre = (c,) if isinstance(c, int) else tuple(c)
-    out = model(x)
-    (grad,) = torch.autograd.grad(out[(0, slice(None, None, channels), *centre)].sum(), x)
-    g = grad[0].double().cpu().numpy().reshape(count, channels, *size)
+    fmt = torch.channels_last if len(size) == 2 and dtype == torch.float32 else None
+    centre = per_axis(network.centre_output(size))
+    first = slice(None, None, channels)  # the first output channel of every network
+    g = centre_gradient(model, x.to(device), centre, channels=first, memory_format=fmt)
+    return _measured(network, centre, g.reshape(count, channels, *size), statistic)
+
+
+def _measured(network: Network, centre: tuple[int, ...], g: Any, statistic: str) -> Measured:
+    """Mean and standard error over samples of gradients ``(samples, channels, *input)``.
+
+    Each sample's map is cut to the RF of output unit ``centre`` and reduced over
+    channels: the sum of the squared gradients (``"mean_square"``) or of the gradients.
+    """
     rf = network.receptive_field
-    offs = (rf.offset,) if network.ndim == 1 else rf.offset
-    jumps = (rf.jump,) if network.ndim == 1 else rf.jump
-    sizes = (rf.size,) if network.ndim == 1 else rf.size
     window = tuple(
-        slice(o + j * ci, o + j * ci + s)
-        for o, j, ci, s in zip(offs, jumps, centre, sizes, strict=True)
+        slice(o + j * c, o + j * c + s)
+        for o, j, c, s in zip(
+            per_axis(rf.offset), per_axis(rf.jump), centre, per_axis(rf.size), strict=True
+        )
     )
-    g = g[(slice(None), slice(None), *window)]
-    values = (g * g).sum(axis=1) if statistic == "mean_square" else g.sum(axis=1)
+    cut = g[(slice(None), slice(None), *window)].double()
+    stat = "mean_square" if statistic == "mean_square" else "mean"
+    values = sample_maps(cut, stat, "sum_after")[0].cpu().numpy()
+    count = int(values.shape[0])
     mean = values.mean(axis=0)
     stderr = values.std(axis=0, ddof=1) / math.sqrt(count) if count > 1 else np.zeros_like(mean)
     return Measured(mean, stderr, count)
@@ -237,25 +239,56 @@ def _centre(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _row(label: str, network: Network, kind: str, m: Measured) -> dict[str, Any]:
+    """One table row: the theory against the measurement (`erftheory.compare.compare`)."""
     theory = network.profile(kind).normalized()
-    emp = _normalised(m.mean)
-    se = m.stderr / float(m.mean.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, (emp - theory) / se, 0.0)
+    _normalised(m.mean)  # refuse a map without positive mass
+    c = compare(theory, (m.mean, m.stderr), start=(0,) * theory.ndim)
+    emp = c.empirical
     return {
         "label": label,
-        "rf_size": network.receptive_field.size[0],
+        "rf_size": per_axis(network.receptive_field.size)[0],
         "networks": m.count,
         "theory_std": round(float(network.std(kind)[0]), 4),
         "experiment_std": round(spatial_std(emp)[0], 4),
         "theory_erf_size": round(measures.threshold_size(theory, _centre(theory.shape)), 3),
         "experiment_erf_size": round(measures.threshold_size(emp, _centre(emp.shape)), 3),
-        "total_variation": round(0.5 * float(np.abs(emp - theory).sum()), 4),
-        "max_abs_z": round(float(np.max(np.abs(z))), 2),
+        "total_variation": round(c.tv_distance, 4),
+        "max_abs_z": round(c.max_abs_z, 2),
         "_theory": theory,
         "_experiment": emp,
-        "_stderr": se,
+        "_stderr": c.stderr,
     }
+
+
+class _Sampling(NamedTuple):
+    """How an experiment samples random networks: how many, how wide, where."""
+
+    networks: int
+    channels: int
+    device: str
+
+
+def _experiment(
+    label: str, network: Network, sampling: _Sampling, seed: int, init: str = "random"
+) -> dict[str, Any]:
+    """`measure` a network and compare it with its theory: one table row.
+
+    ``init="ones"``: one all-ones network, its signed gradient against
+    ``kind="gradient"``; ``"random"``: ``sampling.networks`` random networks of
+    ``sampling.channels`` channels, the mean squared gradient against
+    ``kind="expected_square"``.
+    """
+    ones = init == "ones"
+    m = measure(
+        network,
+        init=init,
+        count=1 if ones else sampling.networks,
+        seed=seed,
+        device=sampling.device,
+        statistic="mean" if ones else "mean_square",
+        channels=1 if ones else sampling.channels,
+    )
+    return _row(label, network, "gradient" if ones else "expected_square", m)
 
 
 # --------------------------------------------------------------------------- figures
@@ -310,44 +343,27 @@ def _slope(x: list[int], y: list[float]) -> float:
 
 # --------------------------------------------------------------------------- experiments
 def _fig1(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
-    settings: list[tuple[str, Callable[[int], Network], str, str]] = [
-        ("uniform", lambda d: dense(d), "ones", "gradient"),
-        ("random", lambda d: dense(d, LINEAR_VARIANCE), "random", "expected_square"),
-        ("random + ReLU", lambda d: dense(d, HE_VARIANCE, ReLU()), "random", "expected_square"),
+    settings: list[tuple[str, Callable[[int], Network], str]] = [
+        ("uniform", lambda d: dense(d), "ones"),
+        ("random", lambda d: dense(d, LINEAR_VARIANCE), "random"),
+        ("random + ReLU", lambda d: dense(d, HE_VARIANCE, ReLU()), "random"),
     ]
-    rows = []
-    for name, build, weights, kind in settings:
-        for d in cfg.depths:
-            net = build(d)
-            count = 1 if weights == "ones" else cfg.networks
-            stat = "mean" if weights == "ones" else "mean_square"
-            m = measure(
-                net,
-                init=weights,
-                count=count,
-                seed=seed + d,
-                device=device,
-                statistic=stat,
-                channels=1 if weights == "ones" else cfg.channels,
-            )
-            rows.append(_row(f"{name}, {d} layers", net, kind, m))
+    sampling = _Sampling(cfg.networks, cfg.channels, device)
+    rows = [
+        _experiment(f"{name}, {d} layers", build(d), sampling, seed + d, init)
+        for name, build, init in settings
+        for d in cfg.depths
+    ]
     _panels(
         rows,
         out / "fig1_depth.png",
         "Fig. 1: 3×3 networks of several depths (theory vs experiment)",
     )
-    act_rows = []
-    for name, act in (("ReLU", ReLU()), ("tanh", Tanh()), ("sigmoid", Sigmoid())):
-        net = dense(cfg.activation_depth, HE_VARIANCE, act)
-        m = measure(
-            net,
-            init="random",
-            count=cfg.networks,
-            seed=seed + 101,
-            device=device,
-            channels=cfg.channels,
-        )
-        act_rows.append(_row(f"{name}, {cfg.activation_depth} layers", net, "expected_square", m))
+    depth = cfg.activation_depth
+    act_rows = [
+        _experiment(f"{name}, {depth} layers", dense(depth, HE_VARIANCE, act), sampling, seed + 101)
+        for name, act in (("ReLU", ReLU()), ("tanh", Tanh()), ("sigmoid", Sigmoid()))
+    ]
     _panels(
         act_rows,
         out / "fig1_activations.png",
@@ -361,17 +377,9 @@ def _fig2(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
 
     depths = list(cfg.fig2_depths)
     th_size, ex_size, th_ratio, ex_ratio, rf = [], [], [], [], []
+    sampling = _Sampling(cfg.fig2_networks, cfg.fig2_channels, device)
     for d in depths:
-        net = dense(d, LINEAR_VARIANCE)
-        m = measure(
-            net,
-            init="random",
-            count=cfg.fig2_networks,
-            seed=seed + 7 * d,
-            device=device,
-            channels=cfg.fig2_channels,
-        )
-        r = _row(f"{d} layers", net, "expected_square", m)
+        r = _experiment(f"{d} layers", dense(d, LINEAR_VARIANCE), sampling, seed + 7 * d)
         th_size.append(r["theory_erf_size"])
         ex_size.append(r["experiment_erf_size"])
         rf.append(r["rf_size"])
@@ -448,22 +456,17 @@ def _fig2(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
 
 
 def _subsampling(cfg: Config, out: Path, seed: int, device: str) -> list[dict[str, Any]]:
-    rows = []
-    for how, label in (
-        ("dense", "dense"),
-        ("stride", "3 stride-2"),
-        ("dilation", "dilations 2, 4, 8"),
-    ):
-        net = replaced(cfg.dense_layers, how)
-        m = measure(
-            net,
-            init="random",
-            count=cfg.networks,
-            seed=seed + 13,
-            device=device,
-            channels=cfg.channels,
+    labels = {"dense": "dense", "stride": "3 stride-2", "dilation": "dilations 2, 4, 8"}
+    sampling = _Sampling(cfg.networks, cfg.channels, device)
+    rows = [
+        _experiment(
+            f"{cfg.dense_layers} layers, {labels[how]}",
+            replaced(cfg.dense_layers, how),
+            sampling,
+            seed + 13,
         )
-        rows.append(_row(f"{cfg.dense_layers} layers, {label}", net, "expected_square", m))
+        for how in REPLACEMENTS
+    ]
     _panels(
         rows,
         out / "fig_subsampling_dilation.png",
@@ -473,10 +476,7 @@ def _subsampling(cfg: Config, out: Path, seed: int, device: str) -> list[dict[st
 
 
 def _training(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
-    import torch
     from sklearn.datasets import load_digits
-
-    from .build import to_torch
 
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -508,18 +508,13 @@ def _training(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
     )
     model = torch.nn.Sequential(stem, features, head).to(device)
 
-    def erf() -> tuple[np.ndarray, np.ndarray]:
-        x = images[test].to(device).clone().requires_grad_(True)
-        y = torch.nn.Sequential(stem, features)(x)
-        c = (y.shape[-2] - 1) // 2, (y.shape[-1] - 1) // 2
-        y[:, :, c[0], c[1]].sum().backward()
-        assert x.grad is not None
-        g2 = (x.grad[:, 0].double() ** 2).cpu().numpy()
-        rf = theory_net.receptive_field
-        r0 = rf.offset[0] + c[0]
-        r1 = rf.offset[1] + c[1]
-        g2 = g2[:, r0 : r0 + rf.size[0], r1 : r1 + rf.size[1]]
-        return g2.mean(0), g2.std(0, ddof=1) / math.sqrt(g2.shape[0])
+    probe = torch.nn.Sequential(stem, features)
+    centre = per_axis(theory_net.centre_output(tuple(images.shape[2:])))
+
+    def erf() -> Measured:
+        """The squared input gradient over the test images (one sample each)."""
+        g = centre_gradient(probe, images[test].to(device), centre)
+        return _measured(theory_net, centre, g, "mean_square")
 
     before = erf()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -538,10 +533,10 @@ def _training(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
     with torch.no_grad():
         acc = float((model(images[test].to(device)).argmax(1).cpu() == labels[test]).float().mean())
     after = erf()
-    rows = []
-    for label, (mean, se) in (("before training", before), ("after training", after)):
-        m = Measured(mean, se, len(test))
-        rows.append(_row(f"digits CNN, {label}", theory_net, "expected_square", m))
+    rows = [
+        _row(f"digits CNN, {label}", theory_net, "expected_square", m)
+        for label, m in (("before training", before), ("after training", after))
+    ]
     _panels(
         rows,
         out / "fig3_training.png",
@@ -552,26 +547,17 @@ def _training(cfg: Config, out: Path, seed: int, device: str) -> dict[str, Any]:
 
 
 def _init(cfg: Config, out: Path, seed: int, device: str) -> list[dict[str, Any]]:
-    rows = []
-    for label, kernel in (
-        ("He", he_variances((3, 3))),
-        ("centre-low", centre_low_variances((3, 3))),
-    ):
-        layers: list[Layer] = []
-        for i in range(cfg.init_depth):
-            layers.append(Conv(kernel))
-            if i < cfg.init_depth - 1:
-                layers.append(ReLU())
-        net = Network(layers, ndim=2)
-        m = measure(
-            net,
-            init="random",
-            count=cfg.networks,
-            seed=seed + 29,
-            device=device,
-            channels=cfg.channels,
+    sampling = _Sampling(cfg.networks, cfg.channels, device)
+    relu = paper_network(cfg.init_depth, activation="relu")
+    rows = [
+        _experiment(
+            f"{label} init, {cfg.init_depth} layers",
+            variance_network(relu, init),
+            sampling,
+            seed + 29,
         )
-        rows.append(_row(f"{label} init, {cfg.init_depth} layers", net, "expected_square", m))
+        for label, init in (("He", "he"), ("centre-low", "centre_low"))
+    ]
     _panels(
         rows, out / "fig_init.png", "Section 4: centre-low initialisation vs He, at initialisation"
     )
@@ -616,8 +602,6 @@ def reproduce(
     differently from run to run, so trained and measured values agree only up to
     rounding unless ``torch.use_deterministic_algorithms(True)`` is set.
     """
-    import torch
-
     path = _check_out(out)
     if not isinstance(quick, bool):
         raise ERFTypeError(f"quick must be True or False, got {quick!r}")
