@@ -59,6 +59,9 @@ _EPILOG_PROFILE = """examples:
   erftheory profile --kernel "1,1,1;1,1,1;1,1,1" --layers 10 --plot erf.png --log
   erftheory profile --arch docs/examples/vgg16.json               # a network (JSON or YAML)
   erftheory profile --arch net.yaml --kind expected_square --json
+  erftheory profile --torch torchvision:resnet18 --input 3,224,224   # a real model
+  erftheory profile --torch timm:mobilenetv2_100 --weights variance --kind expected_square
+  erftheory profile --torch my_model.py:build --json
 
 architecture files (see docs/architectures.md):
   {"ndim": 2, "layers": [{"conv": {"size": 3, "stride": 2}}, "relu",
@@ -166,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         "each layer.",
         epilog=_EPILOG_PROFILE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="erftheory profile (--kernel W --layers N [--anchor A] | --arch FILE [--kind K]) "
-        "[--method M] [--json] [--plot FILE] [--log]",
+        usage="erftheory profile (--kernel W --layers N [--anchor A] | --arch FILE [--kind K] | "
+        "--torch SPEC [--input C,H,W] [--weights W] [--kind K]) [--method M] [--json] "
+        "[--plot FILE] [--log]",
     )
     _common(p, required=False)
     p.add_argument(
@@ -177,9 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
         "see docs/architectures.md",
     )
     p.add_argument(
+        "--torch",
+        metavar="SPEC",
+        help="a PyTorch model instead of --kernel/--layers: torchvision:NAME, timm:NAME or "
+        "path/to/file.py:FACTORY (random weights; needs the 'models' extra for torchvision "
+        "and timm)",
+    )
+    p.add_argument(
+        "--input",
+        type=_input_shape,
+        metavar="C,H,W",
+        help="with --torch: the input shape (default: the model's, usually 3,224,224)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=("ones", "variance", "model"),
+        help="with --torch: what a convolution becomes (see from_torch; default ones)",
+    )
+    p.add_argument(
         "--kind",
         choices=("gradient", "expected_square"),
-        help="with --arch: 'gradient' (fixed weights, the default) or 'expected_square' "
+        help="with --arch or --torch: 'gradient' (fixed weights, the default) or 'expected_square' "
         "(zero-mean random weights whose per-tap variances are the kernels)",
     )
     p.add_argument(
@@ -225,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu", metavar="DEV", help="'cpu' (default) or 'cuda'")
     r.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
     return parser
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not 2 <= len(parts) <= 3 or not all(re.fullmatch(r"[0-9]{1,6}", s.strip()) for s in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected C,L or C,H,W (positive integers), got {_clip(text)!r}"
+        )
+    shape = tuple(int(s) for s in parts)
+    if min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be at least 1, got {_clip(text)!r}")
+    return shape
 
 
 def _seed(text: str) -> int:
@@ -552,17 +586,45 @@ def _approx(f: Fraction) -> float | str:
 def _arch(args: argparse.Namespace, kind: str) -> int:
     plot_path = _plot_target(args)
     net = load_arch(args.arch)
-    dims = f"{net.ndim}-D"
-    head = f"architecture      {_printable(args.arch)}   ({len(net)} layers, {dims})"
+    head = f"architecture      {_printable(args.arch)}   ({len(net)} layers, {net.ndim}-D)"
+    return _network(args, net, kind, head, plot_path, {"arch": args.arch})
+
+
+def _torch(args: argparse.Namespace, kind: str) -> int:
+    """``--torch SPEC``: load the model, trace it with `from_torch`, print as ``--arch``."""
+    plot_path = _plot_target(args)
+    from .torch.models import default_input_shape, load_model
+    from .torch.trace import from_torch
+
+    model = load_model(args.torch)
+    shape = args.input or default_input_shape(model)
+    net = from_torch(model, shape, weights=args.weights or "ones")
+    head = (
+        f"model             {_printable(args.torch)}   (input {'×'.join(map(str, shape))}; "
+        f"{len(net)} layers, {net.ndim}-D)"
+    )
+    source = {"torch": args.torch, "input": list(shape), "weights": args.weights or "ones"}
+    return _network(args, net, kind, head, plot_path, source)
+
+
+def _network(
+    args: argparse.Namespace,
+    net: Network,
+    kind: str,
+    head: str,
+    plot_path: Path | None,
+    source: dict[str, Any],
+) -> int:
+    """Print (or ``--json``) a network's summary and per-layer table."""
     rf = net.receptive_field
     try:
         prof = net.profile(kind, method=args.method, dps=args.dps)
         summary = _summary(args, prof, plot_path)
     except SizeLimitError as exc:
-        return _arch_too_large(args, net, kind, head, exc)
+        return _arch_too_large(args, net, kind, head, exc, source)
     rows, table = _table(net, kind)
     if args.json:
-        doc = {"arch": args.arch, **summary, "table": rows}
+        doc = {**source, **summary, "table": rows}
         sys.stdout.write(_json(doc) + "\n")
         return 0
     lines = [
@@ -583,7 +645,12 @@ def _arch(args: argparse.Namespace, kind: str) -> int:
 
 
 def _arch_too_large(
-    args: argparse.Namespace, net: Network, kind: str, head: str, exc: SizeLimitError
+    args: argparse.Namespace,
+    net: Network,
+    kind: str,
+    head: str,
+    exc: SizeLimitError,
+    source: dict[str, Any],
 ) -> int:
     """RF, moments and table of a network whose exact profile is above the memory limit."""
     rf = net.receptive_field
@@ -593,7 +660,7 @@ def _arch_too_large(
     rows, table = _table(net, kind)
     if args.json:
         doc: dict[str, Any] = {
-            "arch": args.arch,
+            **source,
             "network": repr(net),
             "kind": kind,
             "profile": None,
@@ -660,8 +727,18 @@ def main(argv: list[str] | None = None) -> int:
         except ERFValueError as exc:
             _fail(str(exc))
     arch = getattr(args, "arch", None)
+    model = getattr(args, "torch", None)
     if args.command == "profile":
         sub: argparse.ArgumentParser = args.subparser
+        if arch is not None and model is not None:
+            sub.error("argument --torch: not allowed with --arch; give one network")
+        for name, value in (("--input", args.input), ("--weights", args.weights)):
+            if value is not None and model is None:
+                sub.error(f"argument {name}: only with --torch")
+        if model is not None:
+            arch, network_flag = model, "--torch"
+        else:
+            network_flag = "--arch"
         given = [
             name
             for name, value in (
@@ -673,8 +750,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if arch is not None and given:
             sub.error(
-                f"argument --arch: not allowed with {'/'.join(given)}; give either a kernel "
-                f"and a layer count or an architecture file"
+                f"argument {network_flag}: not allowed with {'/'.join(given)}; give either a "
+                f"kernel and a layer count or a network ({network_flag})"
             )
         if arch is None:
             missing = [
@@ -683,17 +760,19 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 sub.error(
                     f"the following arguments are required: {', '.join(missing)} "
-                    f"(or give --arch FILE)"
+                    f"(or give --arch FILE or --torch SPEC)"
                 )
             if args.kind is not None:
                 sub.error(
-                    "argument --kind: only with --arch (a single kernel's profile is the same "
-                    "for both kinds)"
+                    "argument --kind: only with --arch or --torch (a single kernel's profile "
+                    "is the same for both kinds)"
                 )
         if args.dps is not None and args.method != "arb":
             sub.error(f"argument --dps: only with --method arb, not --method {args.method}")
     try:
         with _scoped_limit(args.memory_limit):
+            if model is not None:
+                return _torch(args, args.kind or "gradient")
             if arch is not None:
                 return _arch(args, args.kind or "gradient")
             return _kernel_command(args)
