@@ -262,6 +262,126 @@ class _Bound(_Algebra):
         return (l1, a[1] + b[1])
 
 
+_EPS = 2.0**-53  # unit roundoff of float64
+# Products whose smaller factor has at most this many nonzero taps are summed as shifted
+# copies (each coefficient a sum of nonnegative terms for nonnegative data); larger ones
+# go through scipy's FFT convolution.
+_SPARSE_TAPS = 256
+
+
+class _FloatPoly:
+    """A float64 coefficient array (index = exponent per axis) with an error bound.
+
+    Attributes:
+        values: the coefficients.
+        err: a bound on the absolute error of every coefficient.
+    """
+
+    __slots__ = ("err", "values")
+
+    def __init__(self, values: Any, err: float = 0.0) -> None:
+        self.values, self.err = values, err
+
+
+class _Float(_Algebra):
+    r"""float64 coefficient arrays: the float route for networks too large to expand exactly.
+
+    Each product is formed as a sum of shifted copies when one factor has few nonzero
+    taps (a layer's kernel inflated by the jump: rounding error at most
+    $\text{taps}\cdot u\,\sum|b|\,\max|a|$ per coefficient, $u = 2^{-53}$), and by FFT
+    convolution otherwise (at most $5u\log_2 N\,\|a\|_2\|b\|_2$). The bounds are carried
+    through every operation, so `_FloatPoly.err` bounds the absolute error of every
+    coefficient of the result.
+    """
+
+    def __init__(self, ndim: int) -> None:
+        super().__init__(ndim)
+        import numpy as np
+
+        self.np = np
+
+    def one(self) -> Any:
+        return _FloatPoly(self.np.ones((1,) * self.ndim))
+
+    def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
+        np = self.np
+        vals = np.array([float(w) for w in k.flat], dtype=np.float64).reshape(k.shape)
+        if all(d == 1 for d in dilation):
+            return _FloatPoly(vals, _EPS * float(np.abs(vals).max(initial=0.0)))
+        return self.inflate(_FloatPoly(vals, _EPS * float(np.abs(vals).max(initial=0.0))), dilation)
+
+    def scale(self, r: Any, c: Any) -> Any:
+        f = float(c)
+        return _FloatPoly(r.values * f, abs(f) * r.err + _EPS * abs(f) * _amax(r.values))
+
+    def mul(self, a: Any, b: Any) -> Any:
+        np = self.np
+        A, B = a.values, b.values
+        if np.count_nonzero(A) < np.count_nonzero(B):
+            A, B, a, b = B, A, b, a
+        taps = np.argwhere(B)
+        shape = tuple(x + y - 1 for x, y in zip(A.shape, B.shape, strict=True))
+        l1a, l1b = float(np.abs(A).sum()), float(np.abs(B).sum())
+        # propagated input errors: |dA * B| + |A * dB| + |dA * dB| per coefficient
+        err = a.err * l1b + b.err * l1a + a.err * b.err * B.size
+        if len(taps) <= _SPARSE_TAPS:
+            out = np.zeros(shape)
+            for tap in taps:
+                idx = tuple(slice(int(t), int(t) + n) for t, n in zip(tap, A.shape, strict=True))
+                out[idx] += B[tuple(tap)] * A
+            err += 2 * len(taps) * _EPS * l1b * _amax(A)
+        else:
+            from scipy.signal import fftconvolve
+
+            out = fftconvolve(A, B)
+            n = max(2, math.prod(shape))
+            err += 5 * _EPS * math.log2(n) * float(np.linalg.norm(A) * np.linalg.norm(B))
+        return _FloatPoly(out, err)
+
+    def inflate(self, r: Any, jump: tuple[int, ...]) -> Any:
+        if all(j == 1 for j in jump):
+            return r
+        np = self.np
+        shape = tuple((n - 1) * j + 1 for n, j in zip(r.values.shape, jump, strict=True))
+        out = np.zeros(shape)
+        out[tuple(slice(None, None, j) for j in jump)] = r.values
+        return _FloatPoly(out, r.err)
+
+    def shift(self, r: Any, s: tuple[int, ...]) -> Any:
+        if not any(s):
+            return r
+        return _FloatPoly(self.np.pad(r.values, [(k, 0) for k in s]), r.err)
+
+    def add(self, a: Any, b: Any) -> Any:
+        np = self.np
+        shape = tuple(max(x, y) for x, y in zip(a.values.shape, b.values.shape, strict=True))
+        out = np.zeros(shape)
+        out[tuple(slice(0, n) for n in a.values.shape)] += a.values
+        out[tuple(slice(0, n) for n in b.values.shape)] += b.values
+        return _FloatPoly(out, a.err + b.err + _EPS * _amax(out))
+
+    def from_sq(self, p: Any) -> Any:
+        np = self.np
+        terms = [(tuple(int(e) for e in m), float(c) ** 2) for m, c in p.terms()]
+        if not terms:
+            return _FloatPoly(np.zeros((1,) * self.ndim))
+        shape = tuple(max(m[i] for m, _ in terms) + 1 for i in range(self.ndim))
+        out = np.zeros(shape)
+        for m, c in terms:
+            out[m] = c
+        return _FloatPoly(out, 3 * _EPS * _amax(out))
+
+    def padded(self, r: Any, size: tuple[int, ...]) -> Any:
+        """``r``'s coefficients on the grid ``size`` (the receptive field)."""
+        np = self.np
+        v = r.values[tuple(slice(0, n) for n in size)]
+        return np.pad(v, [(0, n - m) for n, m in zip(size, v.shape, strict=True)])
+
+
+def _amax(values: Any) -> float:
+    return float(abs(values).max(initial=0.0)) if values.size else 0.0
+
+
 # --------------------------------------------------------------------------- evaluation
 def _unit(alg: _Algebra) -> _Transfer:
     d = alg.ndim
