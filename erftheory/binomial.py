@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numbers
 
-from . import _exact
 from ._errors import ERFTypeError, ERFValueError
+from .engines import exact as _exact
 from .kernel import Kernel, format_value
 from .profile import check_layers, profile
 
@@ -49,7 +49,7 @@ def extended_binomial_coefficient(n: int, k: int, t: int) -> int:
 
     $$\binom{n}{t}_k = \sum_{j \ge 0} (-1)^j \binom{n}{j} \binom{t - jk + n - 1}{n - 1},$$
 
-    summed by binary splitting (`erftheory._exact.uniform_coefficient`) after a memory and
+    summed by binary splitting (`erftheory.engines.exact.uniform_coefficient`) after a memory and
     work estimate: ``extended_binomial_coefficient(10**6, 3, 10**6)``, a number of 1.6
     million bits, takes about 2 s; much larger ones are refused up front
     (`SizeLimitError`, with the estimate).

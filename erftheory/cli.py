@@ -169,9 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         "each layer.",
         epilog=_EPILOG_PROFILE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="erftheory profile (--kernel W --layers N [--anchor A] | --arch FILE [--kind K] | "
-        "--torch SPEC [--input C,H,W] [--weights W] [--kind K]) [--method M] [--json] "
-        "[--plot FILE] [--log]",
+        usage="erftheory profile (--kernel W --layers N [--anchor A] | --arch FILE | --torch "
+        "SPEC [--input C,H,W]) [--kind K] [--method M] [--json] [--plot FILE] [--log]",
     )
     _common(p, required=False)
     p.add_argument(

@@ -468,14 +468,14 @@ def test_profile_ball_routes():
     p = profile(Kernel([1, 1, 1]), n, method="arb", dps=30)
     for t in (0, 17, n - 1, n, 2 * n):
         _assert_ball(p.ball(t), _exact_ratio([1, 1, 1], n, t), 30)
-    assert p._data._balls is None
+    assert p._result._balls is None
     small = profile(Kernel([1, 2, 1]), 40, method="arb", dps=30)  # read from balls()
     assert small.ball(7) is small.balls()[7]
     two = profile(Kernel([[1, 2], [3, 4]]), 5, method="arb", dps=20)
     assert two.ball(2, 3) is two.balls()[2][3]
     signed = profile(Kernel([2, -1, 2]), n, method="arb", dps=20)  # not nonnegative: balls
     _assert_ball(signed.ball(n), _exact_ratio([2, -1, 2], n, n), 20)
-    assert signed._data._balls is not None
+    assert signed._result._balls is not None
     with pytest.raises(ERFValueError, match="needs method='arb'"):
         profile([1, 1], 3).ball(1)
     with pytest.raises(ERFValueError, match="outside the profile's shape"):

@@ -17,9 +17,11 @@ from typing import Any
 
 from .. import _config
 from .._errors import ERFTypeError, ERFValueError
+from ..engines import run
+from ..engines.source import TransferPolynomial, plain
 from ..kernel import Kernel
 from ..layers import Layer, as_chain, check_kind
-from ..profile import Method, profile
+from ..profile import Method
 from . import geometry
 from .algebra import _Bound, _compose, _Exact, _Geometry, _layer, _Moments, _Transfer, _unit
 from .families import _FIXED_COPIES, _chain, _fixed_span, _sq_bound, _sq_final, _sq_start, _sq_step
@@ -150,19 +152,8 @@ class Network:
         """
         kind = check_kind(kind)
         self._check_memory(kind)
-        g = self._geometry()
         rep = _chain(self.layers, kind, _Exact(self.ndim)).rep
-        size = g.size
-        anchor = tuple((s - 1) // 2 for s in size)
-        if self.ndim == 1:
-            row: list[Any] = [0] * size[0]
-            for (e,), c in rep.terms():
-                row[e] = _value(c)
-            return Kernel(row, anchor=anchor)
-        grid: list[list[Any]] = [[0] * size[1] for _ in range(size[0])]
-        for (a, b), c in rep.terms():
-            grid[a][b] = _value(c)
-        return Kernel(grid, anchor=anchor)
+        return TransferPolynomial(rep, self._geometry().size).kernel
 
     def profile(
         self, kind: str = "gradient", *, method: Method = "auto", dps: int | None = None
@@ -178,11 +169,25 @@ class Network:
 
         The coefficients cover the theoretical RF (``receptive_field.size`` per axis);
         ``origin`` is its centre pixel ``(size - 1) // 2``, which for ``'same'`` padding
-        and odd kernels is the pixel under the output unit.
+        and odd kernels is the pixel under the output unit. The engine reads the exact
+        transfer polynomial itself (`erftheory.engines.source.TransferPolynomial`, the
+        power $n = 1$), chosen by the rules of `erftheory.engines.select`.
         """
-        kernel = self.transfer(kind)
-        base = profile(kernel, 1, method=method, dps=dps)
-        return NetworkProfile(self, check_kind(kind), base)
+        kind = check_kind(kind)
+        self._check_memory(kind)
+        rep = _chain(self.layers, kind, _Exact(self.ndim)).rep
+
+        def describe() -> dict[str, Any]:
+            rf = self.receptive_field
+            return {
+                "network": repr(self),
+                "kind": kind,
+                "jump": plain(rf.jump),
+                "offset": plain(rf.offset),
+            }
+
+        source = TransferPolynomial(rep, self._geometry().size, describe=describe)
+        return NetworkProfile(self, kind, run(source, method, dps))
 
     def moments(self, kind: str = "gradient") -> tuple[Any, Any, Any]:
         r"""Total, mean and covariance of the ERF without forming it (exact Fractions).
