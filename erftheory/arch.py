@@ -31,12 +31,18 @@ the type, whose value holds the options (``{"conv": {"size": 3, "stride": 2}}``;
 | ``relu``, ``identity`` | none | `~erftheory.layers.ReLU`, `~erftheory.layers.Identity` |
 | ``leaky_relu`` | ``negative_slope`` (``"1/100"``) | `~erftheory.layers.LeakyReLU` |
 | ``tanh``, ``sigmoid`` | ``input_std`` (1) | `~erftheory.layers.Tanh`, `~erftheory.layers.Sigmoid` |
+| ``silu``, ``gelu``, ``gelu_tanh``, ``hardswish``, ``hardsigmoid``, ``mish``, ``selu`` | ``input_std`` (1) | `~erftheory.layers.Elementwise` |
+| ``elu``, ``celu`` | ``alpha`` (1); ``input_std`` (1) | `~erftheory.layers.Elementwise` |
+| ``softplus`` | ``beta`` (1); ``threshold`` (20); ``input_std`` (1) | `~erftheory.layers.Elementwise` |
 | ``activation`` | ``name`` (``"activation"``); ``gradient_factor``; ``square_factor`` | `~erftheory.layers.Activation` |
 | ``dropout`` | ``p`` (``"1/2"``) | `~erftheory.layers.Dropout` |
 | ``batchnorm`` | ``scale`` (1) | `~erftheory.layers.BatchNorm` |
 | ``residual`` | ``layers``; ``shortcut`` (``[]``, the identity) | `~erftheory.layers.Residual` |
 | ``parallel`` | ``branches``: a list of layer lists (``[]`` is the identity) | `~erftheory.layers.Parallel` |
 | ``repeat`` | ``times``; ``layers`` | the layers, ``times`` times in a row |
+
+Every type but ``repeat`` is an entry of the layer registry
+(`erftheory.layers.registry.REGISTRY`), which this table follows.
 
 Values:
 
@@ -50,14 +56,17 @@ Values:
   list with one int per axis; sizes, strides and dilations in $[1, 1024]$, paddings and
   anchors in $[0, 1024]$. ``padding`` may also be ``"same"`` or ``"valid"``.
 - ``negative_slope``, ``p``, ``scale``, ``input_std``, ``gradient_factor``,
-  ``square_factor``: a number, or a string such as ``"1/3"`` (exact; ints of any
-  size stay exact). ``input_std`` lies in $[10^{-6}, 10^6]$, where the quadrature of
-  its factors is accurate.
+  ``square_factor``, ``alpha``, ``beta``, ``threshold``: a number, or a string such as
+  ``"1/3"`` (exact; ints of any size stay exact). ``input_std`` lies in
+  $[10^{-6}, 10^6]$, where the quadrature of its factors is accurate; ``elu.alpha`` and
+  ``softplus.threshold`` in $[-10^6, 10^6]$, ``celu.alpha`` and ``softplus.beta`` in
+  $[10^{-3}, 10^3]$.
 - ``repeat.times``: an int in $[1, 10\,000]$.
 
 Limits keep every file cheap to read: at most 10 000 layers in all (every layer
 counts, nested and repeated ones included), blocks nested at most 32 deep, at most 64
-different ``input_std`` values (each costs a numerical integration), regular files
+different ``input_std`` values or activation parameters (each costs a numerical
+integration), regular files
 of at most 10 MiB (a FIFO or a device is refused before it is opened for reading),
 YAML without aliases (``*name``; use ``repeat``). Every error is an `erftheory.ERFValueError` or `erftheory.ERFTypeError`
 whose message starts with the path of the offending value
@@ -111,24 +120,9 @@ from typing import Any
 
 from ._errors import ERFTypeError, ERFValueError, MissingDependencyError, with_context
 from .kernel import Kernel, parse_weight
-from .layers import (
-    MAX_INPUT_STD,
-    MIN_INPUT_STD,
-    Activation,
-    AvgPool,
-    BatchNorm,
-    Conv,
-    Dropout,
-    Identity,
-    Layer,
-    LeakyReLU,
-    MaxPool,
-    Parallel,
-    ReLU,
-    Residual,
-    Sigmoid,
-    Tanh,
-)
+from .layers import Layer
+from .layers.registry import REGISTRY, find_type
+from .layers.schema import Option
 from .network import Network
 
 __all__ = [
@@ -154,26 +148,15 @@ MAX_AXIS = 1024
 MAX_FILE_BYTES = 10 * 1024**2
 """The largest architecture file `load_arch` reads."""
 MAX_INPUT_STDS = 64
-"""The most distinct ``input_std`` values of ``tanh``/``sigmoid`` (each costs a quadrature)."""
+"""The most distinct ``input_std`` values (and parameters) of the activations whose
+factors are integrals, ``tanh``, ``sigmoid``, ``elu``, ... (each costs a quadrature)."""
 
-_SPATIAL = ("size", "stride", "padding")
 LAYER_TYPES: dict[str, tuple[str, ...]] = {
-    "conv": ("kernel", "size", "anchor", "stride", "dilation", "padding"),
-    "avgpool": _SPATIAL,
-    "maxpool": _SPATIAL,
-    "relu": (),
-    "leaky_relu": ("negative_slope",),
-    "tanh": ("input_std",),
-    "sigmoid": ("input_std",),
-    "activation": ("name", "gradient_factor", "square_factor"),
-    "dropout": ("p",),
-    "batchnorm": ("scale",),
-    "identity": (),
-    "residual": ("layers", "shortcut"),
-    "parallel": ("branches",),
+    **{name: entry.option_names for name, entry in REGISTRY.items()},
     "repeat": ("times", "layers"),
 }
-"""Every layer type and its options."""
+"""Every layer type and its options: the registry's (`erftheory.layers.registry`), and
+``repeat``, which only the file format has."""
 
 _TOP_KEYS = ("layers", "ndim", "name", "description")
 _NUMBER_FORMS = "an int, a decimal, or a string such as '1/4'"
@@ -268,7 +251,7 @@ class _Reader:
     def __init__(self) -> None:
         self.count = 0
         self.dims: list[tuple[int, str]] = []  # (ndim, path) of whatever fixes a dimension
-        self.stds: set[tuple[str, Fraction]] = set()  # tanh/sigmoid quadratures needed
+        self.stds: set[tuple[str, tuple[Any, ...]]] = set()  # the quadratures needed
 
     # ------------------------------------------------------------------ values
     def _add(self, n: int, path: str) -> None:
@@ -468,119 +451,100 @@ class _Reader:
         return body * int(times)
 
     def build(self, name: str, opts: dict[str, Any], where: str, depth: int) -> Layer:
-        if name in ("conv", "avgpool", "maxpool"):
-            return self.spatial(name, opts, where)
-        if name == "relu":
-            return ReLU()
-        if name == "identity":
-            return Identity()
-        if name == "leaky_relu":
-            if "negative_slope" not in opts:
-                return LeakyReLU()
-            return LeakyReLU(self.number(opts["negative_slope"], f"{where}.negative_slope"))
-        if name in ("tanh", "sigmoid"):
-            cls = Tanh if name == "tanh" else Sigmoid
-            if "input_std" not in opts:
-                return cls()
-            std = self.ranged(
-                opts["input_std"],
-                f"{where}.input_std",
-                lambda f: MIN_INPUT_STD <= f <= MAX_INPUT_STD,
-                "a positive number in [1e-6, 1e6]",
-            )
-            self.stds.add((name, std))
-            if len(self.stds) > MAX_INPUT_STDS:
-                raise ERFValueError(
-                    f"{where}.input_std: more than {MAX_INPUT_STDS} different input_std values "
-                    f"of tanh and sigmoid (each needs a numerical integration); at most "
-                    f"{MAX_INPUT_STDS}"
+        """The layer of type ``name`` from its options, as its registry entry says."""
+        entry = REGISTRY[name]
+        if entry.rules is not None and (broken := entry.rules(opts.keys())) is not None:
+            suffix, message = broken
+            raise ERFValueError(f"{where}{suffix}: {message}")
+        for opt in entry.options:
+            if opt.required and opt.name not in opts:
+                raise ERFValueError(f"{where}: needs {opt.required.format(max_axis=MAX_AXIS)}")
+        values: dict[str, Any] = {}
+        # a kernel is read last, with its anchor
+        for opt in sorted(entry.options, key=lambda o: _READ_LAST.get(o.kind, 0)):
+            if opt.name in opts:
+                path = f"{where}.{opt.name}"
+                values[opt.name] = _READERS[opt.kind](
+                    self, opt, opts[opt.name], path, depth, values
                 )
-            return cls(input_std=std)
-        if name == "activation":
-            for key in ("gradient_factor", "square_factor"):
-                if key not in opts:
-                    raise ERFValueError(
-                        f"{where}: needs 'gradient_factor' (E[σ'(x)]) and 'square_factor' "
-                        f"(E[σ'(x)²] ≥ 0)"
-                    )
-            label = opts.get("name", "activation")
-            if not isinstance(label, str) or not label or len(label) > 100:
-                raise ERFTypeError(
-                    f"{where}.name: must be a non-empty string of at most 100 characters; got "
-                    f"{_kinds(label)} {_short(label)}"
-                )
-            g = self.number(opts["gradient_factor"], f"{where}.gradient_factor")
-            s = self.ranged(
-                opts["square_factor"], f"{where}.square_factor", lambda f: f >= 0, "≥ 0"
-            )
-            return Activation(label, g, s)
-        if name == "dropout":
-            if "p" not in opts:
-                return Dropout()
-            p = self.ranged(opts["p"], f"{where}.p", lambda f: 0 <= f < 1, "in [0, 1)")
-            return Dropout(p)
-        if name == "batchnorm":
-            if "scale" not in opts:
-                return BatchNorm()
-            return BatchNorm(self.number(opts["scale"], f"{where}.scale"))
-        if name == "residual":
-            if "layers" not in opts:
-                raise ERFValueError(
-                    f"{where}: needs 'layers', the residual branch F of y = x + F(x)"
-                )
-            body = self.chain(opts["layers"], f"{where}.layers", depth + 1)
-            shortcut = None
-            if "shortcut" in opts:
-                shortcut = self.chain(
-                    opts["shortcut"], f"{where}.shortcut", depth + 1, allow_empty=True
-                )
-            return _checked(Residual(*body, shortcut=shortcut or None), where)
-        if name == "parallel":
-            branches = opts.get("branches")
-            if "branches" not in opts:
-                raise ERFValueError(f"{where}: needs 'branches', a list of layer lists")
-            if not _is_list(branches):
-                raise ERFTypeError(
-                    f"{where}.branches: must be a non-empty list of layer lists; got "
-                    f"{_kinds(branches)} {_short(branches)}"
-                )
-            if not branches:
-                raise ERFValueError(f"{where}.branches: must hold at least one branch")
-            parts = [
-                self.chain(b, f"{where}.branches[{i}]", depth + 1, allow_empty=True)
-                for i, b in enumerate(branches)
-            ]
-            return _checked(Parallel(*parts), where)
-        raise AssertionError(f"unhandled layer type {name}")  # pragma: no cover
+            else:
+                values[opt.name] = opt.default
+        self.quadratures(entry.name, entry.options, opts, values, where)
+        layer: Layer = entry.make(values)
+        return _checked(layer, where) if entry.nested else layer
 
-    def spatial(self, name: str, opts: dict[str, Any], where: str) -> Layer:
-        size: Any
-        if name == "conv":
-            if ("kernel" in opts) == ("size" in opts):
-                raise ERFValueError(
-                    f"{where}: give exactly one of 'kernel' (weights such as \"1,2,1\") and "
-                    f"'size' (the all-ones kernel)"
-                )
-            if "anchor" in opts and "kernel" not in opts:
-                raise ERFValueError(f"{where}.anchor: only a 'kernel' takes an anchor")
-        elif "size" not in opts:
-            raise ERFValueError(f"{where}: needs 'size' (an int in [1, {MAX_AXIS}] per axis)")
-        size = self.axes(opts["size"], f"{where}.size", 1) if "size" in opts else None
-        stride = self.axes(opts["stride"], f"{where}.stride", 1) if "stride" in opts else None
-        if name != "conv":
-            padding = self.padding(opts.get("padding", 0), f"{where}.padding")
-            cls = AvgPool if name == "avgpool" else MaxPool
-            return cls(size, stride=stride, padding=padding)
-        dilation = self.axes(opts.get("dilation", 1), f"{where}.dilation", 1)
-        padding = self.padding(opts.get("padding", "same"), f"{where}.padding")
-        if "kernel" in opts:
-            anchor = self.axes(opts["anchor"], f"{where}.anchor", 0) if "anchor" in opts else None
-            first: Any = self.kernel(opts["kernel"], anchor, f"{where}.kernel")
-        else:
-            first = size
-        return Conv(
-            first, stride=1 if stride is None else stride, dilation=dilation, padding=padding
-        )
+    def quadratures(
+        self,
+        name: str,
+        options: Sequence[Option],
+        opts: dict[str, Any],
+        values: dict[str, Any],
+        where: str,
+    ) -> None:
+        """Count the distinct integrals a document asks for (``input_std`` and friends)."""
+        given = [o.name for o in options if o.quadrature and o.name in opts]
+        if not given:
+            return
+        self.stds.add((name, tuple(values[o.name] for o in options if o.quadrature)))
+        if len(self.stds) > MAX_INPUT_STDS:
+            raise ERFValueError(
+                f"{where}.{given[-1]}: more than {MAX_INPUT_STDS} different input_std values "
+                f"(or parameters) of tanh, sigmoid and the other activations computed by "
+                f"quadrature (each needs a numerical integration); at most {MAX_INPUT_STDS}"
+            )
+
+    # ------------------------------------------------------------------ option values
+    def read_axes(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        return self.axes(value, path, opt.minimum)
+
+    def read_padding(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        return self.padding(value, path)
+
+    def read_kernel(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        return self.kernel(value, values.get("anchor"), path)
+
+    def read_number(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        if opt.valid is None:
+            return self.number(value, path)
+        return self.ranged(value, path, opt.valid, opt.valid_text)
+
+    def read_label(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        if not isinstance(value, str) or not value or len(value) > 100:
+            raise ERFTypeError(
+                f"{path}: must be a non-empty string of at most 100 characters; got "
+                f"{_kinds(value)} {_short(value)}"
+            )
+        return value
+
+    def read_layers(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        return self.chain(value, path, depth + 1, allow_empty=opt.empty)
+
+    def read_branches(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        if not _is_list(value):
+            raise ERFTypeError(
+                f"{path}: must be a non-empty list of layer lists; got "
+                f"{_kinds(value)} {_short(value)}"
+            )
+        if not value:
+            raise ERFValueError(f"{path}: must hold at least one branch")
+        return [
+            self.chain(b, f"{path}[{i}]", depth + 1, allow_empty=True) for i, b in enumerate(value)
+        ]
+
+
+_Read = Callable[[_Reader, Option, Any, str, int, dict[str, Any]], Any]
+_READERS: dict[str, _Read] = {
+    "axes": _Reader.read_axes,
+    "anchor": _Reader.read_axes,
+    "padding": _Reader.read_padding,
+    "kernel": _Reader.read_kernel,
+    "number": _Reader.read_number,
+    "label": _Reader.read_label,
+    "layers": _Reader.read_layers,
+    "branches": _Reader.read_branches,
+}
+"""How a file value of each option kind (`erftheory.layers.schema.OPTION_KINDS`) is read."""
+_READ_LAST = {"anchor": 1, "kernel": 2}  # the order in which the file format reads them
 
 
 def _checked(block: Layer, where: str) -> Layer:
@@ -824,71 +788,49 @@ def _num(x: Any) -> Any:
 
 
 def _per_axis(values: Any) -> Any:
+    """Per-axis values as JSON: one int for a 1-D tuple, else a list (or the text)."""
     if isinstance(values, str):
         return values
     values = tuple(values)
     return int(values[0]) if len(values) == 1 else [int(v) for v in values]
 
 
-def _layer_dict(layer: Layer, ndim: int) -> Any:
-    if isinstance(layer, Conv):
-        opts: dict[str, Any] = {}
-        own = getattr(layer, "_kernel", None)
-        if own is None:
-            opts["size"] = _per_axis(layer._size)
-        else:
-            k = layer.kernel("gradient", own.ndim)
-            w = k.weights
-            opts["kernel"] = (
-                [_num(x) for x in w] if k.ndim == 1 else [[_num(x) for x in r] for r in w]
-            )
-            if k.anchors != tuple((s - 1) // 2 for s in k.shape):
-                opts["anchor"] = _per_axis(k.anchors)
-        if layer._stride != (1,):
-            opts["stride"] = _per_axis(layer._stride)
-        if layer._dilation != (1,):
-            opts["dilation"] = _per_axis(layer._dilation)
-        if layer._padding != "same":
-            opts["padding"] = _per_axis(layer._padding)
-        return {"conv": opts}
-    if isinstance(layer, (AvgPool, MaxPool)):
-        opts = {"size": _per_axis(layer._size)}
-        if layer._stride != layer._size:
-            opts["stride"] = _per_axis(layer._stride)
-        if layer._padding != (0,):
-            opts["padding"] = _per_axis(layer._padding)
-        return {"avgpool" if isinstance(layer, AvgPool) else "maxpool": opts}
-    if isinstance(layer, ReLU):
-        return "relu"
-    if isinstance(layer, LeakyReLU):
-        return {"leaky_relu": {"negative_slope": _num(layer.negative_slope)}}
-    if isinstance(layer, (Tanh, Sigmoid)):
-        name = "tanh" if isinstance(layer, Tanh) else "sigmoid"
-        return name if layer.input_std == 1 else {name: {"input_std": layer.input_std}}
-    if isinstance(layer, Activation):
-        return {
-            "activation": {
-                "name": layer.name,
-                "gradient_factor": _num(layer.factor("gradient")),
-                "square_factor": _num(layer.factor("expected_square")),
-            }
-        }
-    if isinstance(layer, Dropout):
-        return {"dropout": {"p": _num(layer.p)}}
-    if isinstance(layer, BatchNorm):
-        return "batchnorm" if layer.scale == 1 else {"batchnorm": {"scale": _num(layer.scale)}}
-    if isinstance(layer, Identity):
-        return "identity"
-    if isinstance(layer, Residual):
-        res: dict[str, Any] = {"layers": [_layer_dict(x, ndim) for x in layer.body]}
-        if layer.shortcut:
-            res["shortcut"] = [_layer_dict(x, ndim) for x in layer.shortcut]
-        return {"residual": res}
-    if isinstance(layer, Parallel):
-        return {
-            "parallel": {"branches": [[_layer_dict(x, ndim) for x in b] for b in layer.branches]}
-        }
-    raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} has no architecture format")
+def _weights(rows: Any) -> Any:
+    """A kernel's weights (nested tuples, one level per axis) as JSON lists."""
+    return [_weights(r) if isinstance(r, tuple) else _num(r) for r in rows]
+
+
+def _option_number(x: Any) -> Any:
+    """A number option: a float stays the float (its decimal reads back to it)."""
+    return x if isinstance(x, float) else _num(x)
+
+
+_WRITERS: dict[str, Callable[[Any], Any]] = {
+    "axes": _per_axis,
+    "anchor": _per_axis,
+    "padding": _per_axis,
+    "kernel": lambda k: _weights(k.weights),
+    "number": _option_number,
+    "label": str,
+    "layers": lambda chain: [_layer_dict(x) for x in chain],
+    "branches": lambda branches: [[_layer_dict(x) for x in b] for b in branches],
+}
+"""How a value of each option kind is written."""
+
+
+def _layer_dict(layer: Layer) -> Any:
+    """A layer as a document entry: its type name alone, or ``{type: options}``."""
+    entry = find_type(layer)
+    if entry is None:
+        raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} has no architecture format")
+    values = layer.options()
+    opts: dict[str, Any] = {}
+    for opt in entry.options:
+        value = values.get(opt.name)
+        if value is None or (not opt.always and value == opt.default):
+            continue
+        opts[opt.name] = _WRITERS[opt.kind](value)
+    return {entry.name: opts} if opts else entry.name
 
 
 def arch_to_dict(network: Network) -> dict[str, Any]:
@@ -904,4 +846,4 @@ def arch_to_dict(network: Network) -> dict[str, Any]:
     """  # noqa: E501
     if not isinstance(network, Network):
         raise ERFTypeError(f"arch_to_dict takes a Network, got {type(network).__name__}")
-    return {"ndim": network.ndim, "layers": [_layer_dict(x, network.ndim) for x in network.layers]}
+    return {"ndim": network.ndim, "layers": [_layer_dict(x) for x in network.layers]}

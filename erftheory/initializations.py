@@ -23,7 +23,8 @@ from typing import Any
 
 from ._errors import ERFTypeError, ERFValueError
 from .kernel import Kernel
-from .layers import Conv, Layer, Parallel, Residual, as_chain
+from .layers import Conv, Layer, as_chain
+from .layers.registry import find_type, map_nested
 from .network import Network
 
 __all__ = [
@@ -226,6 +227,29 @@ def centre_low_variances(
 
 
 # --------------------------------------------------------------------------- networks
+def _conv_variances(layer: Conv, rule: VarianceRule, nd: int) -> Conv:
+    """A `Conv` with the variances of ``rule`` for its size, its geometry kept."""
+    size = layer.size(nd)
+    kernel = rule(size)
+    if not isinstance(kernel, Kernel) or kernel.shape != size:
+        raise ERFValueError(
+            f"the variance rule gave {kernel!r} for kernel size {size}; it must "
+            f"return a Kernel of that shape"
+        )
+    # Keep the tap under the output unit (the anchor sets 'same' padding).
+    anchor = layer.kernel("gradient", nd).anchors
+    return Conv(
+        Kernel(kernel, anchor=anchor),
+        stride=layer.stride(nd),
+        dilation=layer.dilation(nd),
+        padding=layer.options()["padding"],
+    )
+
+
+_VARIANCES: dict[str, Callable[[Any, VarianceRule, int], Layer]] = {"conv": _conv_variances}
+"""The layer types that `variance_network` replaces, by registry name; it rebuilds the
+blocks around them (`erftheory.layers.registry.map_nested`) and keeps every other layer."""
+
 _RULES: dict[str, Callable[..., Kernel]] = {
     "he": he_variances,
     "xavier": xavier_variances,
@@ -284,29 +308,10 @@ def variance_network(
         )
 
     def convert(layer: Layer) -> Layer:
-        if isinstance(layer, Conv):
-            size = layer.size(nd)
-            kernel = rule(size)
-            if not isinstance(kernel, Kernel) or kernel.shape != size:
-                raise ERFValueError(
-                    f"the variance rule gave {kernel!r} for kernel size {size}; it must "
-                    f"return a Kernel of that shape"
-                )
-            # Keep the tap under the output unit (the anchor sets 'same' padding).
-            anchor = layer.kernel("gradient", nd).anchors
-            return Conv(
-                Kernel(kernel, anchor=anchor),
-                stride=layer.stride(nd),
-                dilation=layer.dilation(nd),
-                padding=layer._padding,
-            )
-        if isinstance(layer, Residual):
-            return Residual(
-                *[convert(x) for x in layer.body],
-                shortcut=[convert(x) for x in layer.shortcut] or None,
-            )
-        if isinstance(layer, Parallel):
-            return Parallel(*[[convert(x) for x in b] for b in layer.branches])
-        return layer
+        entry = find_type(layer)
+        replace = None if entry is None else _VARIANCES.get(entry.name)
+        if replace is not None:
+            return replace(layer, rule, nd)
+        return map_nested(layer, convert)  # blocks rebuilt, every other layer kept
 
     return Network([convert(x) for x in as_chain(network, "network")], ndim=nd)

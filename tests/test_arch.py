@@ -742,7 +742,10 @@ def _bad_files(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["profile", "--arch", str(SEC25), "--kernel", "1,1"], "not allowed with --kernel"),
         (["profile", "--arch", str(SEC25), "--layers", "2"], "not allowed with --layers"),
         (["profile", "--kernel", "1,1", "--layers", "2", "--kind", "gradient"], "only with --arch"),
-        (["profile", "--kernel", "1,1"], "required: --layers (or give --arch FILE)"),
+        (
+            ["profile", "--kernel", "1,1"],
+            "required: --layers (or give --arch FILE or --torch SPEC)",
+        ),
         (["profile"], "required: --kernel, --layers"),
         (["profile", "--arch", str(SEC25), "--kind", "square"], "invalid choice"),
         (["profile", "--arch", str(SEC25), "--dps", "20"], "--dps: only with --method arb"),

@@ -12,8 +12,8 @@ from erftheory.cli import main
 
 torch = pytest.importorskip("torch", reason="--torch needs the torch extra")
 
-from erftheory.torch.trace import from_torch  # noqa: E402
 from erftheory.torch.models import load_model  # noqa: E402
+from erftheory.torch.trace import from_torch  # noqa: E402
 
 MODEL = """
 import torch.nn as nn

@@ -838,8 +838,9 @@ def test_a_bare_layer_is_accepted_as_the_model():
 
 
 def test_unknown_modules_name_their_path_and_type():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU(), nn.GELU()))
-    with pytest.raises(ERFTypeError, match=r"^module '1\.1' of type GELU is not supported") as e:
+    # (GELU was the example until it became an Elementwise activation)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU(), nn.Softmax2d()))
+    with pytest.raises(ERFTypeError, match=r"^module '1\.1' of type Softmax2d is not supp") as e:
         from_torch(model, (1, 8, 8))
     _one_line(e.value)
 

@@ -12,6 +12,7 @@ same architecture.
 | `MaxPool` | ``nn.MaxPool1d`` / ``nn.MaxPool2d`` (padding is $-\infty$, as in torch) |
 | `ReLU`, `LeakyReLU` | ``nn.ReLU``, ``nn.LeakyReLU`` |
 | `Tanh`, `Sigmoid` | ``nn.Tanh``, ``nn.Sigmoid`` |
+| `Elementwise` | its module: ``nn.SiLU``, ``nn.GELU``, ``nn.ELU``, ... (`ACTIVATIONS`) |
 | `Dropout` | ``nn.Dropout`` (identity in ``eval()`` mode) |
 | `BatchNorm` | `Scale`: multiplication by the fixed ``scale`` $= \gamma/\sqrt{\sigma^2+\epsilon}$ |
 | `Identity` | ``nn.Identity`` |
@@ -19,7 +20,8 @@ same architecture.
 | `Parallel` | `ParallelBlock`: $\sum_b$ ``branch_b(x)`` |
 
 A generic `Activation` has no torch counterpart (only its factors are known) and is
-refused.
+refused. The table is ``_MODULES``, keyed by the entries of the layer registry
+(`erftheory.layers.registry.REGISTRY`).
 
 Padding follows the conventions of `erftheory.layers`: output unit $i$ of a layer reads
 input $s\,i - p + d\,m$; an int padding adds $p$ zeros on both sides, ``'same'`` adds
@@ -42,7 +44,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -51,22 +53,9 @@ from torch import nn
 
 from .._config import check_size
 from .._errors import ERFTypeError, ERFValueError
-from ..layers import (
-    Activation,
-    AvgPool,
-    BatchNorm,
-    Conv,
-    Dropout,
-    Identity,
-    Layer,
-    LeakyReLU,
-    MaxPool,
-    Parallel,
-    ReLU,
-    Residual,
-    Sigmoid,
-    Tanh,
-)
+from ..layers import Conv, Layer
+from ..layers.elementwise import ACTIVATIONS
+from ..layers.registry import find_type, walk
 from ..network import Network
 from ._guard import as_generator
 
@@ -229,35 +218,11 @@ class _Builder:
         return out
 
     def layer(self, layer: Layer) -> list[nn.Module]:
-        if isinstance(layer, Conv):
-            return self.conv(layer)
-        if isinstance(layer, (AvgPool, MaxPool)):
-            return self.pool(layer)
-        if isinstance(layer, LeakyReLU):
-            return [nn.LeakyReLU(float(layer.negative_slope))]
-        if isinstance(layer, ReLU):
-            return [nn.ReLU()]
-        if isinstance(layer, Tanh):
-            return [nn.Tanh()]
-        if isinstance(layer, Sigmoid):
-            return [nn.Sigmoid()]
-        if isinstance(layer, Activation):
-            raise ERFTypeError(
-                f"{layer!r} is a generic Activation (only its factors are known) and has no "
-                f"torch module; use ReLU, LeakyReLU, Tanh or Sigmoid, or build it yourself"
-            )
-        if isinstance(layer, Dropout):
-            return [nn.Dropout(float(layer.p))]
-        if isinstance(layer, BatchNorm):
-            return [Scale(float(layer.scale), self.dtype)]
-        if isinstance(layer, Identity):
-            return [nn.Identity()]
-        if isinstance(layer, Residual):
-            body = nn.Sequential(*self.chain(layer.body))
-            return [ResidualBlock(body, nn.Sequential(*self.chain(layer.shortcut)))]
-        if isinstance(layer, Parallel):
-            return [ParallelBlock([nn.Sequential(*self.chain(b)) for b in layer.branches])]
-        raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} has no torch counterpart")
+        entry = find_type(layer)
+        make = None if entry is None else _MODULES.get(entry.name)
+        if make is None:
+            raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} has no torch counterpart")
+        return make(self, layer)
 
     def conv(self, layer: Conv) -> list[nn.Module]:
         nd = self.ndim
@@ -298,7 +263,7 @@ class _Builder:
         noise = torch.randn(shape, generator=gen, dtype=self.dtype, device=gen.device).cpu()
         return noise * torch.sqrt(var / c)
 
-    def pool(self, layer: AvgPool | MaxPool) -> list[nn.Module]:
+    def pool(self, layer: Any, average: bool) -> list[nn.Module]:
         nd = self.ndim
         size = tuple(layer.size(nd))
         pads = layer.pads(self.ndim)
@@ -310,7 +275,7 @@ class _Builder:
             "padding": tuple(a for a, _ in pads) if native else 0,
         }
         module: nn.Module
-        if isinstance(layer, AvgPool):
+        if average:
             avg = nn.AvgPool1d if nd == 1 else nn.AvgPool2d
             module = avg(count_include_pad=True, **opts)
             value = 0.0
@@ -323,17 +288,52 @@ class _Builder:
         return [Pad(pads, value), module]
 
 
+def _activation(builder: _Builder, layer: Any) -> list[nn.Module]:
+    raise ERFTypeError(
+        f"{layer!r} is a generic Activation (only its factors are known) and has no "
+        f"torch module; use ReLU, LeakyReLU, Tanh, Sigmoid or Elementwise, or build it "
+        f"yourself"
+    )
+
+
+def _elementwise(builder: _Builder, layer: Any) -> list[nn.Module]:
+    act = ACTIVATIONS[layer.function]
+    params = {name: float(value) for name, value in layer.params.items()}
+    return [getattr(nn, act.torch_module)(**params, **act.torch_fixed)]
+
+
+def _residual(builder: _Builder, layer: Any) -> list[nn.Module]:
+    body = nn.Sequential(*builder.chain(layer.body))
+    return [ResidualBlock(body, nn.Sequential(*builder.chain(layer.shortcut)))]
+
+
+def _parallel(builder: _Builder, layer: Any) -> list[nn.Module]:
+    return [ParallelBlock([nn.Sequential(*builder.chain(b)) for b in layer.branches])]
+
+
+_Make = Callable[[_Builder, Any], list[nn.Module]]
+_MODULES: dict[str, _Make] = {
+    "conv": _Builder.conv,
+    "avgpool": lambda b, layer: b.pool(layer, average=True),
+    "maxpool": lambda b, layer: b.pool(layer, average=False),
+    "relu": lambda b, layer: [nn.ReLU()],
+    "leaky_relu": lambda b, layer: [nn.LeakyReLU(float(layer.negative_slope))],
+    "tanh": lambda b, layer: [nn.Tanh()],
+    "sigmoid": lambda b, layer: [nn.Sigmoid()],
+    **dict.fromkeys(ACTIVATIONS, _elementwise),
+    "activation": _activation,
+    "dropout": lambda b, layer: [nn.Dropout(float(layer.p))],
+    "batchnorm": lambda b, layer: [Scale(float(layer.scale), b.dtype)],
+    "identity": lambda b, layer: [nn.Identity()],
+    "residual": _residual,
+    "parallel": _parallel,
+}
+"""The torch modules of each layer type, by its registry name (every entry has one)."""
+
+
 def _conv_elements(layers: Sequence[Layer], ndim: int) -> int:
     """Weights per channel pair and copy of every `Conv`, blocks included."""
-    total = 0
-    for layer in layers:
-        if isinstance(layer, Conv):
-            total += math.prod(layer.size(ndim))
-        elif isinstance(layer, Residual):
-            total += _conv_elements(layer.body, ndim) + _conv_elements(layer.shortcut, ndim)
-        elif isinstance(layer, Parallel):
-            total += sum(_conv_elements(b, ndim) for b in layer.branches)
-    return total
+    return sum(math.prod(x.size(ndim)) for x in walk(layers) if isinstance(x, Conv))
 
 
 def to_torch(

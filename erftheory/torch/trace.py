@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cache, partial
 from typing import Any
 
 from .._config import format_bytes, get_memory_limit
@@ -34,6 +36,7 @@ from ..layers import (
     BatchNorm,
     Conv,
     Dropout,
+    Elementwise,
     Layer,
     LeakyReLU,
     MaxPool,
@@ -44,19 +47,12 @@ from ..layers import (
     Tanh,
     _Spatial,
 )
+from ..layers.elementwise import ACTIVATIONS, ActivationFunction
 from ..network import Network
 
 __all__ = ["from_torch"]
 
 WEIGHTS: tuple[str, ...] = ("ones", "model", "variance")
-
-SUPPORTED = (
-    "Conv1d, Conv2d, AvgPool1d/2d, MaxPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d, "
-    "BatchNorm1d/2d, ReLU, ReLU6, LeakyReLU, Tanh, Sigmoid, Dropout, Dropout1d/2d, Identity, "
-    "nn.Sequential and other containers; the functional forms of these; + and - of two "
-    "branches; torch.cat along channels; a sum or mean over channels; scalar * and /; "
-    "global pooling, flatten and Linear at the end"
-)
 
 
 def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones") -> Network:
@@ -101,8 +97,12 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
       $\gamma^2/(\sigma^2_{\text{running}}+\epsilon)$.
 
     Biases never matter. Activations follow `erftheory.layers`: ReLU (and ReLU6, whose
-    upper clip is ignored), LeakyReLU, Tanh and Sigmoid become their expected-slope
-    factors; other nonlinearities are rejected. Dropout is modelled as the module is
+    upper clip is ignored), LeakyReLU (and PReLU with one parameter, its slope), Tanh,
+    Sigmoid and the activations of `erftheory.layers.Elementwise` (SiLU, GELU, Hardswish,
+    Hardsigmoid, Mish, ELU, SELU, CELU, Softplus) become their expected-slope factors;
+    other nonlinearities are rejected. What is recognised, and as which layer, is the
+    table ``FROM_TORCH``, keyed by the entries of the layer registry
+    (`erftheory.layers.registry.REGISTRY`). Dropout is modelled as the module is
     set: `Dropout` with its ``p`` when ``module.training`` is true, nothing in
     evaluation mode. Padding modes other than zeros and ``count_include_pad=False``
     only change units whose field reaches the border, never the centre unit of an
@@ -283,33 +283,10 @@ def _trace(module: Any, name: str) -> Any:
 
 
 def _leaf_types() -> tuple[type, ...]:
+    """The modules fx keeps whole: every module of ``FROM_TORCH``, flatten and linear."""
     import torch.nn as nn
 
-    return (
-        nn.Conv1d,
-        nn.Conv2d,
-        nn.AvgPool1d,
-        nn.AvgPool2d,
-        nn.MaxPool1d,
-        nn.MaxPool2d,
-        nn.AdaptiveAvgPool1d,
-        nn.AdaptiveAvgPool2d,
-        nn.AdaptiveMaxPool1d,
-        nn.AdaptiveMaxPool2d,
-        nn.BatchNorm1d,
-        nn.BatchNorm2d,
-        nn.ReLU,
-        nn.ReLU6,
-        nn.LeakyReLU,
-        nn.Tanh,
-        nn.Sigmoid,
-        nn.Dropout,
-        nn.Dropout1d,
-        nn.Dropout2d,
-        nn.Identity,
-        nn.Flatten,
-        nn.Linear,
-    )
+    return (*_lookups().modules, nn.Flatten, nn.Linear)
 
 
 def _shapes(gm: Any, batched: tuple[int, ...]) -> dict[Any, Any]:
@@ -765,43 +742,26 @@ class _Converter:
         raise self.unsupported(node)  # pragma: no cover - get_attr is never live
 
     def module_layers(self, node: Any, mod: Any, src: Any) -> list[Layer]:
-        nn = self.torch.nn
-        name = self.describe(node)
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
-            return [self.conv(mod, name)]
-        if isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
-            return self.avg_pool(mod, name)
-        if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d)):
-            if mod.ceil_mode:
-                raise ERFValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
-            if _collapse(mod.dilation) != 1:
-                raise ERFValueError(f"{name}: dilated max pooling is not supported")
-            if mod.return_indices:
-                raise ERFValueError(f"{name}: return_indices=True is not supported")
-            return [
-                MaxPool(_collapse(mod.kernel_size), _collapse(mod.stride), _collapse(mod.padding))
-            ]
-        if isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-            return self.adaptive(node, src, AvgPool, name)
-        if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
-            if mod.return_indices:
-                raise ERFValueError(f"{name}: return_indices=True is not supported")
-            return self.adaptive(node, src, MaxPool, name)
-        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            return self.batch_norm(mod, name)
-        if isinstance(mod, (nn.ReLU, nn.ReLU6)):
-            return [ReLU()]
-        if isinstance(mod, nn.LeakyReLU):
-            return [LeakyReLU(_decimal(mod.negative_slope))]
-        if isinstance(mod, nn.Tanh):
-            return [Tanh()]
-        if isinstance(mod, nn.Sigmoid):
-            return [Sigmoid()]
-        if isinstance(mod, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
-            return _dropout(mod.p, mod.training)
-        if isinstance(mod, nn.Identity):
-            return []
-        raise self.unsupported(node)
+        reader = _lookups().module(type(mod))
+        if reader is None:
+            raise self.unsupported(node)
+        return reader(self, node, mod, src, self.describe(node))
+
+    def max_pool(self, mod: Any, name: str) -> list[Layer]:
+        if mod.ceil_mode:
+            raise ERFValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
+        if _collapse(mod.dilation) != 1:
+            raise ERFValueError(f"{name}: dilated max pooling is not supported")
+        if mod.return_indices:
+            raise ERFValueError(f"{name}: return_indices=True is not supported")
+        return [MaxPool(_collapse(mod.kernel_size), _collapse(mod.stride), _collapse(mod.padding))]
+
+    def attribute(self, node: Any) -> Any:
+        """The tensor a ``get_attr`` node reads (a parameter or buffer of the model)."""
+        obj = self.gm
+        for part in str(node.target).split("."):
+            obj = getattr(obj, part)
+        return obj
 
     def conv(self, mod: Any, name: str) -> Conv:
         if mod.transposed:  # pragma: no cover - ConvTranspose is not a Conv1d/Conv2d
@@ -887,73 +847,18 @@ class _Converter:
         return [Activation("batchnorm", mean, square)]
 
     def function_layers(self, node: Any, src: Any) -> list[Layer]:
-        torch, F = self.torch, self.F
-        nn = torch.nn
-        t = node.target
-        if t in (torch.relu, torch.relu_, F.relu, F.relu_, F.relu6):
-            return [ReLU()]
-        if t in (F.leaky_relu, F.leaky_relu_):
-            return [LeakyReLU(_decimal(_arg(node, 1, "negative_slope", 0.01)))]
-        if t in (torch.tanh, F.tanh):
-            return [Tanh()]
-        if t in (torch.sigmoid, F.sigmoid):
-            return [Sigmoid()]
-        if t in (F.dropout, F.dropout1d, F.dropout2d):
-            return _dropout(_arg(node, 1, "p", 0.5), _arg(node, 2, "training", True))
-        if t is torch.clone:
-            return []
-        if t in (torch.cat, torch.concat, torch.concatenate):
-            return []  # one feature map and constants: the constants carry no gradient
-        pools: dict[Any, tuple[Any, tuple[str, ...]]] = {
-            F.avg_pool1d: (nn.AvgPool1d, ("kernel_size", "stride", "padding", "ceil_mode")),
-            F.avg_pool2d: (
-                nn.AvgPool2d,
-                (
-                    "kernel_size",
-                    "stride",
-                    "padding",
-                    "ceil_mode",
-                    "count_include_pad",
-                    "divisor_override",
-                ),
-            ),
-            F.max_pool1d: (
-                nn.MaxPool1d,
-                ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-            ),
-            F.max_pool2d: (
-                nn.MaxPool2d,
-                ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-            ),
-            F.adaptive_avg_pool1d: (nn.AdaptiveAvgPool1d, ("output_size",)),
-            F.adaptive_avg_pool2d: (nn.AdaptiveAvgPool2d, ("output_size",)),
-            F.adaptive_max_pool1d: (nn.AdaptiveMaxPool1d, ("output_size", "return_indices")),
-            F.adaptive_max_pool2d: (nn.AdaptiveMaxPool2d, ("output_size", "return_indices")),
-        }
-        if t in pools:
-            cls, names = pools[t]
-            kwargs = {}
-            for i, key in enumerate(names):
-                if len(node.args) > i + 1:
-                    kwargs[key] = node.args[i + 1]
-                elif key in node.kwargs:
-                    kwargs[key] = node.kwargs[key]
-            return self.module_layers(node, cls(**kwargs), src)
+        reader = _lookups().functions.get(node.target)
+        if reader is not None:
+            return reader(self, node, src)
         scaled = self.scalar(node, src)
         if scaled is not None:
             return scaled
         raise self.unsupported(node)
 
     def method_layers(self, node: Any, src: Any) -> list[Layer]:
-        t = node.target
-        if t in ("relu", "relu_"):
-            return [ReLU()]
-        if t in ("tanh", "tanh_"):
-            return [Tanh()]
-        if t in ("sigmoid", "sigmoid_"):
-            return [Sigmoid()]
-        if t in ("contiguous", "clone", "float", "double", "to"):
-            return []
+        reader = _lookups().methods.get(node.target)
+        if reader is not None:
+            return reader(self, node, src)
         scaled = self.scalar(node, src)
         if scaled is not None:
             return scaled
@@ -1057,8 +962,336 @@ def _block(branches: list[list[Layer]], kind: str) -> Layer:
 def _is_projection(layers: list[Layer]) -> bool:
     for x in layers:
         if isinstance(x, Conv):
-            if any(k != 1 for k in x._size):
+            if any(k != 1 for k in x.size(x.fixed_ndim or 1)):
                 return False
         elif not isinstance(x, (AvgPool, MaxPool, Activation, BatchNorm, Dropout)):
             return False
     return True
+
+
+# ---------------------------------------------------------------- the table
+ModuleReader = Callable[[_Converter, Any, Any, Any, str], list[Layer]]
+"""``(converter, node, module, src, name) -> layers`` for a module call."""
+NodeReader = Callable[[_Converter, Any, Any], list[Layer]]
+"""``(converter, node, src) -> layers`` for a function or method call."""
+
+
+@dataclass(frozen=True)
+class Reads:
+    """How `from_torch` recognises one layer type of the registry.
+
+    Attributes:
+        modules: ``"nn.<Class>"`` (``torch.nn``) or ``"build.<Class>"``
+            (`erftheory.torch.build`) to the reader of such a module (subclasses
+            included).
+        functions: ``"torch.<name>"`` or ``"F.<name>"`` (``torch.nn.functional``) to
+            the reader of a call.
+        methods: a ``Tensor`` method name to the reader of a call.
+        structure: for layers recognised from the graph and not from one call (blocks,
+            constant factors), what is read as them.
+
+    Example:
+        >>> sorted(FROM_TORCH["relu"].modules), sorted(FROM_TORCH["relu"].methods)
+        (['nn.ReLU', 'nn.ReLU6'], ['relu', 'relu_'])
+    """
+
+    modules: Mapping[str, ModuleReader] = field(default_factory=dict)
+    functions: Mapping[str, NodeReader] = field(default_factory=dict)
+    methods: Mapping[str, NodeReader] = field(default_factory=dict)
+    structure: str = ""
+
+
+def _fixed(layers: list[Layer]) -> Callable[..., list[Layer]]:
+    """A reader that ignores its call and gives fresh copies of ``layers``."""
+
+    def read(*_: Any) -> list[Layer]:
+        return [type(x)() for x in layers]
+
+    return read
+
+
+def _pool_function(module: str, names: tuple[str, ...]) -> NodeReader:
+    """``F.avg_pool2d(x, ...)`` and friends: read as the module of the same options."""
+
+    def read(c: _Converter, node: Any, src: Any) -> list[Layer]:
+        kwargs = {}
+        for i, key in enumerate(names):
+            if len(node.args) > i + 1:
+                kwargs[key] = node.args[i + 1]
+            elif key in node.kwargs:
+                kwargs[key] = node.kwargs[key]
+        cls = getattr(c.torch.nn, module)
+        return c.module_layers(node, cls(**kwargs), src)
+
+    return read
+
+
+def _adaptive_max(c: _Converter, node: Any, mod: Any, src: Any, name: str) -> list[Layer]:
+    if mod.return_indices:
+        raise ERFValueError(f"{name}: return_indices=True is not supported")
+    return c.adaptive(node, src, MaxPool, name)
+
+
+def _prelu_module(c: _Converter, node: Any, mod: Any, src: Any, name: str) -> list[Layer]:
+    return [_prelu(mod.weight, name)]
+
+
+def _prelu_function(c: _Converter, node: Any, src: Any) -> list[Layer]:
+    weight = _arg(node, 1, "weight")
+    if not (isinstance(weight, c.Node) and weight.op == "get_attr"):
+        raise c.unsupported(node, "its weight is not a parameter of the model")
+    return [_prelu(c.attribute(weight), c.describe(node))]
+
+
+def _prelu(weight: Any, name: str) -> Layer:
+    """PReLU with one parameter $a$: a leaky ReLU of slope $a$ (exact)."""
+    if weight.numel() != 1:
+        raise ERFValueError(
+            f"{name} has {weight.numel()} parameters (one slope per channel); from_torch reads "
+            f"a PReLU with one parameter (num_parameters=1)"
+        )
+    return LeakyReLU(_exact(float(weight.detach().reshape(-1)[0])))
+
+
+def _scale_module(c: _Converter, node: Any, mod: Any, src: Any, name: str) -> list[Layer]:
+    """`erftheory.torch.build.Scale` (what `to_torch` makes of `BatchNorm`)."""
+    if c.weights == "ones":  # batch norm is the identity with all-ones weights
+        return []
+    return [BatchNorm(_exact(float(mod.scale)))]
+
+
+def _activation_module(
+    group: tuple[ActivationFunction, ...], c: _Converter, node: Any, mod: Any, src: Any, name: str
+) -> list[Layer]:
+    for act in group:
+        if all(getattr(mod, k, None) == v for k, v in act.torch_fixed.items()):
+            params = {p.name: _decimal(getattr(mod, p.name)) for p in act.params}
+            return [Elementwise(act.name, **params)]
+    fixed = {k: getattr(mod, k, None) for a in group for k in a.torch_fixed}
+    raise ERFValueError(f"{name}: the options {fixed} are not supported")
+
+
+def _activation_function(
+    group: tuple[ActivationFunction, ...], c: _Converter, node: Any, src: Any
+) -> list[Layer]:
+    defaults = group[0].torch_fixed  # the first of a group holds torch's defaults
+    for act in group:
+        names = [p.name for p in act.params]
+        fixed = {
+            k: _arg(node, len(names) + 1 + j, k, defaults.get(k))
+            for j, k in enumerate(act.torch_fixed)
+        }
+        if fixed == dict(act.torch_fixed):
+            params = {
+                p.name: _decimal(_arg(node, i + 1, p.name, p.default))
+                for i, p in enumerate(act.params)
+            }
+            return [Elementwise(act.name, **params)]
+    raise c.unsupported(node, "these options are not supported")
+
+
+def _activation_reads(name: str) -> Reads:
+    act = ACTIVATIONS[name]
+    group = tuple(a for a in ACTIVATIONS.values() if a.torch_module == act.torch_module)
+    return Reads(
+        modules={f"nn.{act.torch_module}": partial(_activation_module, group)},
+        functions=dict.fromkeys(act.torch_functions, partial(_activation_function, group)),
+    )
+
+
+def _conv_module(c: _Converter, node: Any, mod: Any, src: Any, name: str) -> list[Layer]:
+    return [c.conv(mod, name)]
+
+
+def _dropout_module(c: _Converter, node: Any, mod: Any, src: Any, name: str) -> list[Layer]:
+    return _dropout(mod.p, mod.training)
+
+
+def _dropout_function(c: _Converter, node: Any, src: Any) -> list[Layer]:
+    return _dropout(_arg(node, 1, "p", 0.5), _arg(node, 2, "training", True))
+
+
+_MAX_POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+
+FROM_TORCH: dict[str, Reads] = {
+    "conv": Reads(modules=dict.fromkeys(("nn.Conv1d", "nn.Conv2d"), _conv_module)),
+    "avgpool": Reads(
+        modules={
+            **dict.fromkeys(
+                ("nn.AvgPool1d", "nn.AvgPool2d"),
+                lambda c, node, mod, src, name: c.avg_pool(mod, name),
+            ),
+            **dict.fromkeys(
+                ("nn.AdaptiveAvgPool1d", "nn.AdaptiveAvgPool2d"),
+                lambda c, node, mod, src, name: c.adaptive(node, src, AvgPool, name),
+            ),
+        },
+        functions={
+            "F.avg_pool1d": _pool_function(
+                "AvgPool1d", ("kernel_size", "stride", "padding", "ceil_mode")
+            ),
+            "F.avg_pool2d": _pool_function(
+                "AvgPool2d",
+                (
+                    "kernel_size",
+                    "stride",
+                    "padding",
+                    "ceil_mode",
+                    "count_include_pad",
+                    "divisor_override",
+                ),
+            ),
+            "F.adaptive_avg_pool1d": _pool_function("AdaptiveAvgPool1d", ("output_size",)),
+            "F.adaptive_avg_pool2d": _pool_function("AdaptiveAvgPool2d", ("output_size",)),
+        },
+    ),
+    "maxpool": Reads(
+        modules={
+            **dict.fromkeys(
+                ("nn.MaxPool1d", "nn.MaxPool2d"),
+                lambda c, node, mod, src, name: c.max_pool(mod, name),
+            ),
+            **dict.fromkeys(("nn.AdaptiveMaxPool1d", "nn.AdaptiveMaxPool2d"), _adaptive_max),
+        },
+        functions={
+            "F.max_pool1d": _pool_function("MaxPool1d", _MAX_POOL_ARGS),
+            "F.max_pool2d": _pool_function("MaxPool2d", _MAX_POOL_ARGS),
+            "F.adaptive_max_pool1d": _pool_function(
+                "AdaptiveMaxPool1d", ("output_size", "return_indices")
+            ),
+            "F.adaptive_max_pool2d": _pool_function(
+                "AdaptiveMaxPool2d", ("output_size", "return_indices")
+            ),
+        },
+    ),
+    "relu": Reads(
+        modules=dict.fromkeys(("nn.ReLU", "nn.ReLU6"), _fixed([ReLU()])),  # ReLU6: clip ignored
+        functions=dict.fromkeys(
+            ("torch.relu", "torch.relu_", "F.relu", "F.relu_", "F.relu6"), _fixed([ReLU()])
+        ),
+        methods=dict.fromkeys(("relu", "relu_"), _fixed([ReLU()])),
+    ),
+    "leaky_relu": Reads(
+        modules={
+            "nn.LeakyReLU": lambda c, node, mod, src, name: [
+                LeakyReLU(_decimal(mod.negative_slope))
+            ],
+            "nn.PReLU": _prelu_module,
+        },
+        functions={
+            **dict.fromkeys(
+                ("F.leaky_relu", "F.leaky_relu_"),
+                lambda c, node, src: [LeakyReLU(_decimal(_arg(node, 1, "negative_slope", 0.01)))],
+            ),
+            **dict.fromkeys(("F.prelu", "torch.prelu"), _prelu_function),
+        },
+    ),
+    "tanh": Reads(
+        modules={"nn.Tanh": _fixed([Tanh()])},
+        functions=dict.fromkeys(("torch.tanh", "F.tanh"), _fixed([Tanh()])),
+        methods=dict.fromkeys(("tanh", "tanh_"), _fixed([Tanh()])),
+    ),
+    "sigmoid": Reads(
+        modules={"nn.Sigmoid": _fixed([Sigmoid()])},
+        functions=dict.fromkeys(("torch.sigmoid", "F.sigmoid"), _fixed([Sigmoid()])),
+        methods=dict.fromkeys(("sigmoid", "sigmoid_"), _fixed([Sigmoid()])),
+    ),
+    **{name: _activation_reads(name) for name in ACTIVATIONS},
+    "activation": Reads(
+        structure="constant factors (x * c, x / c, -x, alpha), a mean over channels, an "
+        "avgpool divisor, and batch norm with weights='variance'"
+    ),
+    "dropout": Reads(
+        modules=dict.fromkeys(("nn.Dropout", "nn.Dropout1d", "nn.Dropout2d"), _dropout_module),
+        functions=dict.fromkeys(("F.dropout", "F.dropout1d", "F.dropout2d"), _dropout_function),
+    ),
+    "batchnorm": Reads(
+        modules={
+            **dict.fromkeys(
+                ("nn.BatchNorm1d", "nn.BatchNorm2d"),
+                lambda c, node, mod, src, name: c.batch_norm(mod, name),
+            ),
+            "build.Scale": _scale_module,
+        }
+    ),
+    "identity": Reads(  # read as nothing
+        modules={"nn.Identity": _fixed([])},
+        # torch.cat of one feature map and constants: the constants carry no gradient
+        functions=dict.fromkeys(
+            ("torch.clone", "torch.cat", "torch.concat", "torch.concatenate"), _fixed([])
+        ),
+        methods=dict.fromkeys(("contiguous", "clone", "float", "double", "to"), _fixed([])),
+    ),
+    "residual": Reads(
+        structure="an addition of two branches from a common input (x + f(x), torch.add), "
+        "one of them the identity or a projection"
+    ),
+    "parallel": Reads(
+        structure="other sums of branches, and their concatenation along the channels"
+    ),
+}
+"""What `from_torch` reads as each layer type, keyed by the names of the layer registry."""
+
+
+def _supported() -> str:
+    names: list[str] = []
+    for reads in FROM_TORCH.values():
+        for key in reads.modules:
+            space, _, name = key.partition(".")
+            if space == "nn" and name not in names:
+                names.append(name)
+    shown = []
+    for name in names:
+        if name.endswith("2d") and name[:-2] + "1d" in names:
+            continue
+        shown.append(f"{name}/2d" if name.endswith("1d") and name[:-2] + "2d" in names else name)
+    return (
+        ", ".join(shown) + ", nn.Sequential and other containers; the functional forms of "
+        "these; + and - of two branches; torch.cat along channels; a sum or mean over "
+        "channels; scalar * and /; global pooling, flatten and Linear at the end"
+    )
+
+
+SUPPORTED = _supported()
+"""The modules and operations `from_torch` reads, for messages."""
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    modules: dict[type, ModuleReader]
+    functions: dict[Any, NodeReader]
+    methods: dict[str, NodeReader]
+
+    def module(self, cls: type) -> ModuleReader | None:
+        """The reader of a module class or of its nearest registered base class."""
+        for base in cls.__mro__:
+            if base in self.modules:
+                return self.modules[base]
+        return None
+
+
+@cache
+def _lookups() -> _Lookups:
+    """``FROM_TORCH`` with the torch objects in place of their names (torch is loaded)."""
+    import torch
+
+    from . import build
+
+    spaces = {"nn": torch.nn, "F": torch.nn.functional, "torch": torch, "build": build}
+
+    def resolve(key: str) -> Any:
+        space, _, name = key.partition(".")
+        return getattr(spaces[space], name, None)  # None: not in this torch version
+
+    modules: dict[type, ModuleReader] = {}
+    functions: dict[Any, NodeReader] = {}
+    methods: dict[str, NodeReader] = {}
+    for reads in FROM_TORCH.values():
+        for key, module_reader in reads.modules.items():
+            if (cls := resolve(key)) is not None:
+                modules[cls] = module_reader
+        for key, reader in reads.functions.items():
+            if (fn := resolve(key)) is not None:
+                functions[fn] = reader
+        methods.update(reads.methods)
+    return _Lookups(modules, functions, methods)

@@ -15,7 +15,15 @@ Each layer answers two questions, one for each kind of ERF:
   $\mathbb E[\sigma'(x)^2]$.
 
 Sizes, strides, dilations and paddings are an int (every axis) or a tuple (one per
-axis). A layer given only ints takes its dimension from the rest of the network.
+axis). A layer given only ints takes its dimension from the rest of the network; inside,
+they are tuples (`Layer.options` returns them so).
+
+Every layer type is one entry of the registry, `erftheory.layers.registry.REGISTRY`: its
+name in architecture files, its options and how it is built from them. The architecture
+reader and writer (`erftheory.arch`), `erftheory.torch.to_torch`,
+`erftheory.torch.from_torch` and `erftheory.initializations.variance_network` are driven
+by it. The pointwise activations of modern CNNs (SiLU, GELU, ELU, ...) are one layer,
+`Elementwise`, over the table `erftheory.layers.elementwise.ACTIVATIONS`.
 
 Example:
     >>> from erftheory import Kernel
@@ -34,11 +42,11 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from functools import cache
 from typing import Any, Literal
 
-from ._errors import ERFTypeError, ERFValueError
-from .kernel import Kernel, format_value
+from .._errors import ERFTypeError, ERFValueError
+from ..kernel import Kernel, format_value
+from .elementwise import ACTIVATIONS, normal_factors
 
 __all__ = [
     "MAX_INPUT_STD",
@@ -48,6 +56,7 @@ __all__ = [
     "BatchNorm",
     "Conv",
     "Dropout",
+    "Elementwise",
     "Identity",
     "KernelStats",
     "Layer",
@@ -143,7 +152,7 @@ def _fraction(value: Any, name: str, low: Any, high: Any, closed_high: bool) -> 
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
         raise ERFTypeError(f"{name} must be a real number, got {_safe(value)}")
     if isinstance(value, str):
-        from .kernel import parse_weight
+        from ..kernel import parse_weight
 
         try:
             f = Fraction(parse_weight(value))
@@ -249,11 +258,30 @@ class Layer:
     """
 
     name: str = "layer"
+    type_name: str = ""
+    """Its entry in the registry (`erftheory.layers.registry.REGISTRY`) and its type name
+    in architecture files; empty for a type that is not registered."""
 
     @property
     def fixed_ndim(self) -> int | None:
         """The dimension this layer fixes (from a kernel or per-axis tuples), or None."""
         return None
+
+    def options(self) -> dict[str, Any]:
+        """Its options, by the names of its registry entry: the entry rebuilds it from them.
+
+        Per-axis values are tuples (``(3,)`` for an int given for every axis); ``None``
+        marks an option whose value the layer derives from the others (a pool's stride
+        equal to its size, the anchor of a centred kernel) or that is given instead of
+        another (``size`` when there is a ``kernel``).
+
+        Example:
+            >>> Conv(3, stride=2).options()
+            {'kernel': None, 'size': (3,), 'anchor': None, 'stride': (2,), 'dilation': (1,), 'padding': 'same'}
+            >>> AvgPool(2).options()
+            {'size': (2,), 'stride': None, 'padding': (0,)}
+        """  # noqa: E501
+        return {}
 
     def describe(self) -> str:
         """A short label for tables."""
@@ -398,6 +426,7 @@ class Conv(_Spatial):
     """
 
     name = "conv"
+    type_name = "conv"
     random = True
 
     def __init__(
@@ -470,6 +499,18 @@ class Conv(_Spatial):
             self.kernel(kind, ndim)  # raises the error about negative variances
         return st
 
+    def options(self) -> dict[str, Any]:
+        k = self._kernel
+        centred = k is None or k.anchors == tuple((s - 1) // 2 for s in k.shape)
+        return {
+            "kernel": k,
+            "size": self._size if k is None else None,
+            "anchor": None if centred or k is None else k.anchors,
+            "stride": self._stride,
+            "dilation": self._dilation,
+            "padding": self._padding,
+        }
+
     def __repr__(self) -> str:
         first = repr(self._kernel) if self._kernel is not None else _show(self._size)
         pad = "" if self._padding == "same" else f", padding={_show(self._padding)}"
@@ -491,6 +532,10 @@ class _Pool(_Spatial):
     def _uniform_value(self, kind: str, ndim: int) -> Fraction | None:
         return Fraction(1, math.prod(self.size(ndim)))
 
+    def options(self) -> dict[str, Any]:
+        stride = None if self._stride == self._size else self._stride
+        return {"size": self._size, "stride": stride, "padding": self._padding}
+
     def __repr__(self) -> str:
         stride = "" if self._stride == self._size else f", stride={_show(self._stride)}"
         pad = "" if self._padding in ((0,), "valid") else f", padding={_show(self._padding)}"
@@ -511,6 +556,7 @@ class AvgPool(_Pool):
     """
 
     name = "avgpool"
+    type_name = "avgpool"
 
 
 class MaxPool(_Pool):
@@ -534,6 +580,7 @@ class MaxPool(_Pool):
     """
 
     name = "maxpool"
+    type_name = "maxpool"
     random = True  # routing is random: different taps never share a path
 
 
@@ -549,6 +596,7 @@ class Identity(_Scalar):
     """$y = x$: factor 1."""
 
     name = "identity"
+    type_name = "identity"
 
     def factor(self, kind: str) -> Any:
         return 1
@@ -572,6 +620,8 @@ class Activation(_Scalar):
         square_factor: $\mathbb E[\sigma'(x)^2]$.
     """
 
+    type_name = "activation"
+
     def __init__(self, name: str, gradient_factor: Any, square_factor: Any) -> None:
         self.name = name
         self._factors = {
@@ -581,6 +631,13 @@ class Activation(_Scalar):
 
     def factor(self, kind: str) -> Any:
         return self._factors[check_kind(kind)]
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "gradient_factor": self._factors["gradient"],
+            "square_factor": self._factors["expected_square"],
+        }
 
     def __repr__(self) -> str:
         g, s = self._factors["gradient"], self._factors["expected_square"]
@@ -598,8 +655,13 @@ class ReLU(Activation):
     squares the mean instead of taking the mean of the square (see ``docs/errata.md``).
     """
 
+    type_name = "relu"
+
     def __init__(self) -> None:
         super().__init__("relu", Fraction(1, 2), Fraction(1, 2))
+
+    def options(self) -> dict[str, Any]:
+        return {}
 
     def __repr__(self) -> str:
         return "ReLU()"
@@ -611,55 +673,45 @@ class LeakyReLU(Activation):
     $\mathbb E[\sigma'] = (1 + a)/2$ and $\mathbb E[\sigma'^2] = (1 + a^2)/2$.
     """
 
+    type_name = "leaky_relu"
+
     def __init__(self, negative_slope: Any = Fraction(1, 100)) -> None:
         a = _fraction(negative_slope, "negative_slope", -math.inf, math.inf, True)
         self.negative_slope = a
         super().__init__("leaky_relu", (1 + a) / 2, (1 + a * a) / 2)
+
+    def options(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
 
     def __repr__(self) -> str:
         return f"LeakyReLU({_number(self.negative_slope)})"
 
 
 MIN_INPUT_STD = Fraction(1, 10**6)
-"""The smallest ``input_std`` of `Tanh` and `Sigmoid` (the quadrature is accurate above)."""
+"""The smallest ``input_std`` of `Tanh`, `Sigmoid` and `Elementwise` (the quadrature is
+accurate above)."""
 MAX_INPUT_STD = 10**6
-"""The largest ``input_std`` of `Tanh` and `Sigmoid`."""
+"""The largest ``input_std`` of `Tanh`, `Sigmoid` and `Elementwise`."""
 
-
-@cache
-def _normal_factors(fn: str, std: float) -> tuple[float, float]:
-    """$\\mathbb E[\\sigma'(x)]$ and $\\mathbb E[\\sigma'(x)^2]$, $x \\sim N(0, s^2)$ (mpmath)."""
-    import mpmath
-
-    mp = mpmath.mp.clone()
-    mp.dps = 30
-
-    def deriv(x: Any) -> Any:
-        if fn == "tanh":
-            return 1 - mp.tanh(x) ** 2
-        s = 1 / (1 + mp.exp(-x))
-        return s * (1 - s)
-
-    def expect(power: int) -> float:
-        def f(x: Any) -> Any:
-            return deriv(x) ** power * mp.npdf(x, 0, std)
-
-        return float(mp.quad(f, [-mp.inf, 0, mp.inf]))
-
-    return expect(1), expect(2)
+_normal_factors = normal_factors  # the quadrature, under its old private name
 
 
 class _GaussianInput(Activation):
     r"""An activation whose factors are expectations over inputs $x \sim \mathcal N(0, s^2)$."""
 
     function = ""
+    _params: tuple[tuple[str, Fraction], ...] = ()
 
     def __init__(self, input_std: float | Fraction | str = 1.0) -> None:
         # Outside [1e-6, 1e6] the quadrature loses digits (and the factors are 1 or
         # 2/(s sqrt(2 pi)) to that accuracy anyway): refuse rather than return noise.
         f = _fraction(input_std, "input_std", MIN_INPUT_STD, MAX_INPUT_STD, True)
         self.input_std = float(f)
-        super().__init__(self.function, *_normal_factors(self.function, self.input_std))
+        factors = normal_factors(self.function, self.input_std, self._params)
+        super().__init__(self.function, *factors)
+
+    def options(self) -> dict[str, Any]:
+        return {**dict(self._params), "input_std": self.input_std}
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -678,6 +730,7 @@ class Tanh(_GaussianInput):
         [0.6057, 0.4644]
     """
 
+    type_name = "tanh"
     function = "tanh"
 
 
@@ -691,7 +744,76 @@ class Sigmoid(_GaussianInput):
         [0.2066, 0.0448]
     """
 
+    type_name = "sigmoid"
     function = "sigmoid"
+
+
+class Elementwise(_GaussianInput):
+    r"""A pointwise activation of `~erftheory.layers.elementwise.ACTIVATIONS` with Gaussian
+    inputs $x \sim \mathcal N(0, s^2)$: SiLU, GELU, Hardswish, Hardsigmoid, Mish, ELU,
+    SELU, CELU, Softplus.
+
+    As for `Tanh`, the factors $\mathbb E[\sigma'(x)]$ and $\mathbb E[\sigma'(x)^2]$ are
+    computed by mpmath quadrature to 30 digits (`erftheory.layers.elementwise`) and stored
+    as float64, under the independence assumption of Section 2.4.
+
+    Args:
+        function: its name in ``ACTIVATIONS`` (``"silu"``, ``"gelu"``, ``"elu"``, ...).
+        input_std: $s$, in $[10^{-6}, 10^6]$.
+        **params: its parameters (``alpha`` of ``"elu"``, ...), exact: ints, Fractions,
+            strings such as ``"1/2"`` or floats (taken exactly).
+
+    Example:
+        >>> Elementwise("elu", alpha="1/2")
+        Elementwise('elu', alpha=1/2)
+        >>> round(float(Elementwise("gelu").factor("gradient")), 12)  # 1/2 by symmetry
+        0.5
+        >>> round(float(Elementwise("silu").factor("expected_square")), 4)
+        0.3795
+    """
+
+    def __init__(self, function: str, input_std: float | Fraction | str = 1.0, **params: Any):
+        act = ACTIVATIONS.get(function) if isinstance(function, str) else None
+        if act is None:
+            raise ERFValueError(
+                f"unknown activation {_safe(function)}; the activations are "
+                f"{', '.join(ACTIVATIONS)}"
+            )
+        names = [p.name for p in act.params]
+        for key in params:
+            if key not in names:
+                takes = f"the parameters {', '.join(names)}" if names else "no parameters"
+                raise ERFTypeError(f"{function} takes {takes} (and input_std), got {_safe(key)}")
+        values = []
+        for p in act.params:
+            raw = params.get(p.name, p.default)
+            f = _fraction(raw, p.name, -math.inf, math.inf, True)
+            if p.valid is not None and not p.valid(f):
+                raise ERFValueError(
+                    f"{p.name} of {function} must be {p.valid_text}, got {_safe(raw)}"
+                )
+            values.append((p.name, f))
+        self.function = function
+        self.type_name = function
+        self._params = tuple(values)
+        super().__init__(input_std)
+
+    @property
+    def params(self) -> dict[str, Fraction]:
+        """Its parameters, exactly (defaults included)."""
+        return dict(self._params)
+
+    def __repr__(self) -> str:
+        act = ACTIVATIONS[self.function]
+        parts = [repr(self.function)]
+        parts += [
+            f"{p.name}={_number(v)}"
+            for p, (_, v) in zip(act.params, self._params, strict=True)
+            if v != p.default
+        ]
+        if self.input_std != 1:
+            parts.append(f"input_std={self.input_std}")
+        return f"Elementwise({', '.join(parts)})"
 
 
 class Dropout(_Scalar):
@@ -711,9 +833,13 @@ class Dropout(_Scalar):
     """
 
     name = "dropout"
+    type_name = "dropout"
 
     def __init__(self, p: Any = 0.5) -> None:
         self.p = _fraction(p, "p", 0, 1, False)
+
+    def options(self) -> dict[str, Any]:
+        return {"p": self.p}
 
     def factor(self, kind: str) -> Any:
         return 1 if check_kind(kind) == "gradient" else 1 / (1 - self.p)
@@ -731,9 +857,13 @@ class BatchNorm(_Scalar):
     """
 
     name = "batchnorm"
+    type_name = "batchnorm"
 
     def __init__(self, scale: Any = 1) -> None:
         self.scale = _fraction(scale, "scale", -math.inf, math.inf, True)
+
+    def options(self) -> dict[str, Any]:
+        return {"scale": self.scale}
 
     def factor(self, kind: str) -> Any:
         return self.scale if check_kind(kind) == "gradient" else self.scale**2
@@ -744,7 +874,7 @@ class BatchNorm(_Scalar):
 
 def as_chain(item: Any, where: str) -> tuple[Layer, ...]:
     """A layer, or an iterable of layers (a chain from input to output), as a tuple."""
-    from .network import Network
+    from ..network import Network
 
     if isinstance(item, Network):
         return item.layers
@@ -785,6 +915,7 @@ class Residual(_Block):
     """
 
     name = "residual"
+    type_name = "residual"
 
     def __init__(self, *layers: Any, shortcut: Any = None) -> None:
         body = as_chain(list(layers), "Residual's layers")
@@ -794,6 +925,9 @@ class Residual(_Block):
         self.body = body
         self.shortcut = short
         self.branches = (short, body)
+
+    def options(self) -> dict[str, Any]:
+        return {"layers": self.body, "shortcut": self.shortcut}
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(x) for x in self.body)
@@ -815,6 +949,7 @@ class Parallel(_Block):
     """
 
     name = "parallel"
+    type_name = "parallel"
 
     def __init__(self, *branches: Any) -> None:
         if not branches:
@@ -823,6 +958,9 @@ class Parallel(_Block):
             () if isinstance(b, (list, tuple)) and not b else as_chain(b, "a branch")
             for b in branches
         )
+
+    def options(self) -> dict[str, Any]:
+        return {"branches": self.branches}
 
     def __repr__(self) -> str:
         def one(b: tuple[Layer, ...]) -> str:
