@@ -77,3 +77,30 @@ def test_float_transfer_within_its_bound(index: int, kind: str) -> None:
     assert error <= rep.err
     # and the bound is not vacuous: far below the peak
     assert rep.err <= 1e-9 * float(np.abs(exact).max())
+
+
+@pytest.mark.parametrize(
+    ("index", "kind"), [(1, "gradient"), (2, "expected_square"), (6, "gradient")]
+)
+def test_auto_takes_the_float_route_above_the_exact_estimate(
+    index: int, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import erftheory.network.network as network_module
+
+    net = _networks()[index]
+    exact = net.profile(kind, method="exact")
+    monkeypatch.setattr(network_module, "EXACT_AUTO_BYTES", 0)
+    fast = net.profile(kind)
+    assert fast.method == "float" and "float64 product" in fast.engine_reason
+    assert fast.origin == exact.origin and fast.shape == exact.shape
+    bound = fast.abs_error_bound
+    assert bound is not None and 0 < bound < 1e-12
+    assert float(np.abs(fast.normalized() - exact.normalized()).max()) <= bound
+    # the moments are the exact ones (the moment algebra), not float estimates
+    assert fast.mean == exact.mean and fast.variance == exact.variance
+    assert fast.summary()["rf_size"] == exact.summary()["rf_size"]
+
+
+def test_small_networks_stay_exact() -> None:
+    net = _networks()[1]
+    assert net.profile().method == "exact"

@@ -14,9 +14,9 @@ import numpy as np
 
 from .._errors import ERFValueError
 from . import exact
-from .base import BaseResult
+from .base import BaseResult, require_nonzero_sum
 
-__all__ = ["ArrayResult", "exact_outer"]
+__all__ = ["ArrayResult", "FloatTransferResult", "exact_outer"]
 
 
 def exact_outer(w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -78,3 +78,23 @@ class ArrayResult(BaseResult):
 
     def compute(self) -> None:
         self.normalized()
+
+
+class FloatTransferResult(ArrayResult):
+    r"""The ``float`` result of a network's float64 transfer polynomial (power 1).
+
+    The normalised values are the coefficients over their sum; `abs_error_bound` is the
+    transfer's error bound over $|T(1)|$ plus the rounding of that division.
+    """
+
+    def _normalized(self) -> np.ndarray:
+        total = float(self.source.total)
+        require_nonzero_sum(total)
+        values = self.source.float_rows() / total
+        err = getattr(self.source, "error", 0.0)
+        self._bound = err / abs(total) + 2.0**-52 * float(np.abs(values).max(initial=0.0))
+        return values
+
+    def _log_normalized(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.maximum(self.normalized(), 0.0))

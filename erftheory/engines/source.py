@@ -38,7 +38,7 @@ from .._errors import ERFValueError
 from ..kernel import Kernel, coprime_fraction, format_value, reduced_fraction
 from . import exact
 
-__all__ = ["KernelPower", "Source", "TransferPolynomial", "jsonable", "plain"]
+__all__ = ["FloatTransfer", "KernelPower", "Source", "TransferPolynomial", "jsonable", "plain"]
 
 
 class Source:
@@ -436,6 +436,80 @@ class TransferPolynomial(Source):
     def describe(self) -> dict[str, Any]:
         """What the caller said the polynomial is (`erftheory.Network.profile`: the network,
         its kind, its RF's jump and offset)."""
+        return self._describe() if self._describe is not None else {}
+
+
+class FloatTransfer(Source):
+    r"""A network's transfer polynomial in float64, with a bound on its error.
+
+    The float route of `erftheory.Network.profile` (`erftheory.network.algebra._Float`:
+    the product of the layers' transfer functions, formed in float64), for networks whose
+    exact polynomial is too large to expand. The grid and anchor are those of
+    `TransferPolynomial`; the moments are the network's exact ones (its moment algebra,
+    Eq. 10, needs no expansion), so only the values carry the float error ``error``.
+
+    Args:
+        values: the coefficients on the receptive-field grid.
+        error: a bound on the absolute error of every coefficient.
+        moments: ``(mean, covariance)`` from the anchor, per axis (exact).
+        describe: the first entries of the profile's summary, as for `TransferPolynomial`.
+
+    Example:
+        >>> import numpy as np
+        >>> from fractions import Fraction
+        >>> t = FloatTransfer(np.array([1.0, 2.0, 1.0]), 1e-16,
+        ...                   ((Fraction(0),), ((Fraction(1, 2),),)))
+        >>> t.domain, t.origin, t.total, t.moments()
+        ('float', (1,), 4.0, ((Fraction(0, 1),), ((Fraction(1, 2),),)))
+    """
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        error: float,
+        moments: tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]],
+        *,
+        describe: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.values = np.asarray(values, dtype=np.float64)
+        self.error = float(error)
+        self.shape = tuple(self.values.shape)
+        self.anchor = tuple((s - 1) // 2 for s in self.shape)
+        self.n = 1
+        self.domain = "float"
+        self._exact_moments = moments
+        self._describe = describe
+
+    @cached_property
+    def flat(self) -> tuple[Any, ...]:
+        """The coefficients in row-major order (floats)."""
+        return tuple(self.values.ravel().tolist())
+
+    @cached_property
+    def total(self) -> Any:
+        """The sum of the coefficients (float64)."""
+        return float(self.values.sum())
+
+    @cached_property
+    def has_negative(self) -> bool:
+        """Whether a coefficient is negative (rounding can make a tiny zero one so)."""
+        return bool((self.values < 0).any())
+
+    def float_rows(self) -> np.ndarray:
+        """The coefficients as float64 (a copy)."""
+        return self.values.copy()
+
+    @cached_property
+    def kernel(self) -> Kernel:
+        """The coefficients as a `Kernel` of floats on the RF grid, anchored at its centre."""
+        return Kernel(self.values.tolist(), anchor=self.anchor)
+
+    def moments(self) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
+        """The network's exact mean and covariance (from its moment algebra)."""
+        return self._exact_moments
+
+    def describe(self) -> dict[str, Any]:
+        """What the caller said the polynomial is."""
         return self._describe() if self._describe is not None else {}
 
 

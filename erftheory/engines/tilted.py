@@ -32,7 +32,8 @@ from .._errors import ERFValueError
 from .base import BaseResult, require_nonzero_sum
 from .exact import reduce_support
 from .fft import FFTResult, scaled_weights
-from .floats import ArrayResult, exact_outer
+from .floats import ArrayResult, FloatTransferResult, exact_outer
+from .source import FloatTransfer
 
 if TYPE_CHECKING:
     from .source import Source
@@ -633,5 +634,8 @@ class TiltResult(ArrayResult):
 
 
 def build(source: Source, dps: int | None = None) -> BaseResult:
-    """The ``float`` result: tilting where it applies, else the plain FFT (``dps`` unused)."""
+    """The ``float`` result: tilting where it applies, else the plain FFT (``dps`` unused);
+    a network's float64 transfer (`FloatTransfer`, power 1) is normalised as it is."""
+    if isinstance(source, FloatTransfer):
+        return FloatTransferResult(source)
     return TiltResult(source) if source.tiltable else FFTResult(source)

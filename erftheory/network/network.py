@@ -18,12 +18,22 @@ from typing import Any
 from .. import _config
 from .._errors import ERFTypeError, ERFValueError
 from ..engines import run
-from ..engines.source import TransferPolynomial, plain
+from ..engines.source import FloatTransfer, TransferPolynomial, plain
 from ..kernel import Kernel
-from ..layers import Layer, as_chain, check_kind
+from ..layers import Layer, _Block, _Spatial, as_chain, check_kind
 from ..profile import Method
 from . import geometry
-from .algebra import _Bound, _compose, _Exact, _Geometry, _layer, _Moments, _Transfer, _unit
+from .algebra import (
+    _Bound,
+    _compose,
+    _Exact,
+    _Float,
+    _Geometry,
+    _layer,
+    _Moments,
+    _Transfer,
+    _unit,
+)
 from .families import _FIXED_COPIES, _chain, _fixed_span, _sq_bound, _sq_final, _sq_start, _sq_step
 from .geometry import MAX_RF_BITS, ReceptiveField, _fits, _out_len
 from .profile import NetworkProfile
@@ -107,6 +117,14 @@ class Network:
         for uniform kernels) in exact integer arithmetic, so astronomically large
         receptive fields are refused with their estimate instead of overflowing a float.
         """
+        _config.check_size(
+            self._exact_bytes(kind),
+            "the network's exact transfer polynomial",
+            "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
+        )
+
+    def _exact_bytes(self, kind: str) -> int:
+        """The memory estimate of the exact transfer polynomial (bytes, an exact int)."""
         g = self._geometry()
         terms = math.prod(g.size)
         if kind == "expected_square":
@@ -116,11 +134,7 @@ class Network:
         else:
             l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
         bits = max(l1, 0.0) + 2 * den + 64
-        _config.check_size(
-            2 * terms * (math.ceil(bits / 4) + 48),
-            "the network's exact transfer polynomial",
-            "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
-        )
+        return 2 * terms * (math.ceil(bits / 4) + 48)
 
     def _check_closed_forms(self, kind: str) -> None:
         """Refuse moments of astronomically large fields, and fixed parts above the limit."""
@@ -158,13 +172,17 @@ class Network:
     def profile(
         self, kind: str = "gradient", *, method: Method = "auto", dps: int | None = None
     ) -> NetworkProfile:
-        r"""The ERF of the centre output unit, exactly, as a `NetworkProfile`.
+        r"""The ERF of the centre output unit as a `NetworkProfile`.
 
         Args:
             kind: ``"gradient"`` (fixed weights) or ``"expected_square"`` (zero-mean
                 random weights with the kernels as per-tap variances).
-            method: the engine, as for `erftheory.profile`; the transfer polynomial
-                itself is always formed exactly.
+            method: the engine, as for `erftheory.profile`. With ``"auto"`` the transfer
+                polynomial is formed exactly when its estimate is at most
+                `EXACT_AUTO_BYTES` (64 MiB), and otherwise in float64 as the product of
+                the layers' transfer functions (the float route: ``method`` is
+                ``"float"``, `NetworkProfile.abs_error_bound` bounds every normalised
+                value, and the moments stay exact); any other method forms it exactly.
             dps: decimal digits for ``method="arb"``, as for `erftheory.profile`.
 
         The coefficients cover the theoretical RF (``receptive_field.size`` per axis);
@@ -174,9 +192,55 @@ class Network:
         power $n = 1$), chosen by the rules of `erftheory.engines.select`.
         """
         kind = check_kind(kind)
+        if method == "auto":
+            estimate = self._exact_bytes(kind)
+            if estimate > EXACT_AUTO_BYTES and self._numeric():
+                return self._float_profile(kind, estimate)
         self._check_memory(kind)
         rep = _chain(self.layers, kind, _Exact(self.ndim)).rep
+        describe = self._describer(kind)
+        source = TransferPolynomial(rep, self._geometry().size, describe=describe)
+        return NetworkProfile(self, kind, run(source, method, dps))
 
+    def _numeric(self) -> bool:
+        """Whether every kernel of the network is numeric (the float route needs numbers)."""
+        return all(
+            x.kernel(kind, self.ndim).domain != "symbolic"
+            for x in _spatial_layers(self.layers)
+            for kind in ("gradient",)
+        )
+
+    def _float_profile(self, kind: str, estimate: int) -> NetworkProfile:
+        """The float route: the transfer polynomial formed in float64 (`_Float`)."""
+        g = self._geometry()
+        _config.check_size(
+            _FLOAT_COPIES * 8 * math.prod(g.size),
+            "the network's float64 transfer polynomial",
+            "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
+        )
+        alg = _Float(self.ndim)
+        rep = _chain(self.layers, kind, alg).rep
+        total, mean, cov = self.moments(kind)
+        if total == 0:
+            raise ERFValueError(
+                "the network's transfer polynomial sums to zero; the profile cannot be "
+                "normalised (use method='exact' for its coefficients)"
+            )
+        moments = (_tuple(mean), tuple(_tuple(r) for r in (cov if self.ndim == 2 else (cov,))))
+        source = FloatTransfer(
+            alg.padded(rep, g.size), rep.err, moments, describe=self._describer(kind)
+        )
+        result = run(source, "float")
+        result.reason = (
+            f"auto: the exact transfer polynomial would need about "
+            f"{_config.format_bytes(estimate)} (above {_config.format_bytes(EXACT_AUTO_BYTES)})"
+            f", so the float64 product of the layers' transfer functions (shifted sums and "
+            f"FFT, absolute error bound in abs_error_bound; moments exact); method='exact' "
+            f"forces the exact polynomial"
+        )
+        return NetworkProfile(self, kind, result)
+
+    def _describer(self, kind: str) -> Any:
         def describe() -> dict[str, Any]:
             rf = self.receptive_field
             return {
@@ -186,8 +250,7 @@ class Network:
                 "offset": plain(rf.offset),
             }
 
-        source = TransferPolynomial(rep, self._geometry().size, describe=describe)
-        return NetworkProfile(self, kind, run(source, method, dps))
+        return describe
 
     def moments(self, kind: str = "gradient") -> tuple[Any, Any, Any]:
         r"""Total, mean and covariance of the ERF without forming it (exact Fractions).
@@ -392,3 +455,23 @@ def _fmt(x: Any) -> str:
 
 def _clip(s: str, width: int = 48) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
+
+
+EXACT_AUTO_BYTES = 64 * 1024**2
+"""``method="auto"`` forms a network's transfer polynomial exactly up to this estimate;
+above it, in float64 (`Network.profile`'s float route)."""
+
+_FLOAT_COPIES = 8  # float64 arrays on the RF grid held at once by the float route
+
+
+def _tuple(x: Any) -> tuple[Any, ...]:
+    return tuple(x) if isinstance(x, tuple) else (x,)
+
+
+def _spatial_layers(layers: Sequence[Layer]) -> Iterable[_Spatial]:
+    for layer in layers:
+        if isinstance(layer, _Spatial):
+            yield layer
+        elif isinstance(layer, _Block):
+            for b in layer.branches:
+                yield from _spatial_layers(b)
