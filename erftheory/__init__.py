@@ -10,11 +10,16 @@ $(\sum_m w(m) z^m)^n$ (Luo, Li, Urtasun and Zemel, NIPS 2016, Eq. 9).
 Layout (docs/design.md): data flows one way, kernel or network → engine result →
 `Profile` → measures.
 
-- `kernel`: kernels (Eq. 1, 9); `_engines` with `_exact`, `_float`, `_fft`, `_arb` and
-  `symbolic`: the engines (Eq. 3–9); `profile` and `binomial`: profiles;
-  `measures` and `gaussian`: ERF sizes, moments and the Gaussian limit (Eq. 10–11).
-- `layers`, `network`, `arch`, `initializations`, `paper`, `graph`: architectures
-  (Sections 2.4–2.5, 3.1); `compare`: theory against measurement.
+- `kernel`: kernels (Eq. 1, 9). `engines`: one module per engine (`exact`, `tilted`
+  for ``float``, `fft`, `arb`, `symbolic`) behind one `Result` protocol over a source (a
+  kernel's power or a network's transfer polynomial), and the table `ENGINES` that
+  selects and builds (Eq. 3–9). `profile` and `binomial`: profiles, a thin facade over a
+  result. `measures` and `gaussian`: ERF sizes, moments and the Gaussian limit (Eq. 10–11).
+- `layers` (with `registry`: every layer's file name, options and builder) and `network`
+  (`algebra`, `families`, `geometry`, `network`, `profile`): architectures (Sections
+  2.4–2.5); `arch`, `initializations`, `paper`: networks as data and the paper's
+  networks (Section 3); `graph`: graph decomposition; `compare`: theory against
+  measurement.
 - `cli`, `plotting`, `verify`, `strategies`: user surfaces.
 - `erftheory.torch`: everything that needs torch (building, tracing, measuring,
   reproducing). The core never imports torch, matplotlib or scikit-learn at import time;
