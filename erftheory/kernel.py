@@ -733,28 +733,9 @@ class Kernel:
                 f"the kernel's weights sum to zero ({format_value(self.weights, short=True)}); "
                 f"normalised quantities (mean, variance, normalized profile) need a non-zero sum"
             )
-        k = self._shape
-        d = len(k)
-        idx = [divmod(i, k[1]) if d == 2 else (i,) for i in range(len(ints))]
-        pos = [tuple(p[a] - self._anchor[a] for a in range(d)) for p in idx]
-        s1 = [sum(w * p[a] for w, p in zip(ints, pos, strict=True)) for a in range(d)]
-        first = [_ratio(s, total) for s in s1]
-        second = [
-            [
-                _ratio(sum(w * p[a] * p[b] for w, p in zip(ints, pos, strict=True)), total)
-                - first[a] * first[b]
-                for b in range(d)
-            ]
-            for a in range(d)
-        ]
-        if self._domain == "float":
-            return tuple(_to_float(x) for x in first), tuple(
-                tuple(_to_float(x) for x in r) for r in second
-            )
-        return tuple(first), tuple(tuple(r) for r in second)
+        return tap_moments(ints, self._shape, self._anchor, as_float=self._domain == "float")
 
     def _symbolic_moments(self) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
-        import sympy
 
         total = self.total
         if _is_zero(total, self._domain):
@@ -762,31 +743,7 @@ class Kernel:
                 f"the kernel's weights sum to zero ({format_value(self.weights, short=True)}); "
                 f"normalised quantities (mean, variance, normalized profile) need a non-zero sum"
             )
-        k = self._shape
-        d = len(k)
-        idx = [divmod(i, k[1]) if d == 2 else (i,) for i in range(len(self._flat))]
-        first = [
-            sympy.Add(*[w * (p[a] - self._anchor[a]) for w, p in zip(self._flat, idx, strict=True)])
-            / total
-            for a in range(d)
-        ]
-        second = [
-            [
-                sympy.Add(
-                    *[
-                        w * (p[a] - self._anchor[a]) * (p[b] - self._anchor[b])
-                        for w, p in zip(self._flat, idx, strict=True)
-                    ]
-                )
-                / total
-                - first[a] * first[b]
-                for b in range(d)
-            ]
-            for a in range(d)
-        ]
-        first = [sympy.simplify(x) for x in first]
-        second = [[sympy.simplify(x) for x in r] for r in second]
-        return tuple(first), tuple(tuple(r) for r in second)
+        return symbolic_tap_moments(self._flat, self._shape, self._anchor, total)
 
     # ------------------------------------------------------------------ dunder
     def __eq__(self, other: object) -> bool:
@@ -845,3 +802,68 @@ def _exact_div(a: Any, b: Any, domain: str) -> Any:
         return sympy.simplify(a / b)
     q = Fraction(a) / Fraction(b)
     return int(q) if q.denominator == 1 else q
+
+
+def _tap_positions(shape: tuple[int, ...], anchor: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Each tap's position from the anchor, in row-major order."""
+    size = math.prod(shape)
+    if len(shape) == 1:
+        return [(i - anchor[0],) for i in range(size)]
+    return [(i // shape[1] - anchor[0], i % shape[1] - anchor[1]) for i in range(size)]
+
+
+def tap_moments(
+    ints: Sequence[int], shape: tuple[int, ...], anchor: tuple[int, ...], *, as_float: bool
+) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
+    r"""Mean (from the anchor) and covariance of one tap drawn with probability
+    $w(m) / \sum w$ (Eq. 10), exactly, from integer weights ``ints`` in row-major order.
+
+    The one implementation behind `Kernel.moments` and the engines' sources
+    (`erftheory.engines.source.Source.moments`). The weights' sum must not be zero.
+    With ``as_float`` the results are correctly rounded floats (±inf beyond float64).
+
+    Example:
+        >>> tap_moments([1, 2, 1], (3,), (1,), as_float=False)
+        ((Fraction(0, 1),), ((Fraction(1, 2),),))
+    """
+    total = sum(ints)
+    d = len(shape)
+    pos = _tap_positions(shape, anchor)
+    first = [_ratio(sum(w * p[a] for w, p in zip(ints, pos, strict=True)), total) for a in range(d)]
+    second = [
+        [
+            _ratio(sum(w * p[a] * p[b] for w, p in zip(ints, pos, strict=True)), total)
+            - first[a] * first[b]
+            for b in range(d)
+        ]
+        for a in range(d)
+    ]
+    if as_float:
+        return tuple(_to_float(x) for x in first), tuple(
+            tuple(_to_float(x) for x in r) for r in second
+        )
+    return tuple(first), tuple(tuple(r) for r in second)
+
+
+def symbolic_tap_moments(
+    flat: Sequence[Any], shape: tuple[int, ...], anchor: tuple[int, ...], total: Any
+) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
+    """`tap_moments` for sympy weights (``total`` their non-zero sum), simplified."""
+    import sympy
+
+    d = len(shape)
+    pos = _tap_positions(shape, anchor)
+    first = [
+        sympy.Add(*[w * p[a] for w, p in zip(flat, pos, strict=True)]) / total for a in range(d)
+    ]
+    second = [
+        [
+            sympy.Add(*[w * p[a] * p[b] for w, p in zip(flat, pos, strict=True)]) / total
+            - first[a] * first[b]
+            for b in range(d)
+        ]
+        for a in range(d)
+    ]
+    return tuple(sympy.simplify(x) for x in first), tuple(
+        tuple(sympy.simplify(x) for x in r) for r in second
+    )

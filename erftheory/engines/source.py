@@ -35,7 +35,14 @@ import numpy as np
 
 from .. import measures
 from .._errors import ERFValueError
-from ..kernel import Kernel, coprime_fraction, format_value, reduced_fraction
+from ..kernel import (
+    Kernel,
+    coprime_fraction,
+    format_value,
+    reduced_fraction,
+    symbolic_tap_moments,
+    tap_moments,
+)
 from . import exact
 
 __all__ = ["FloatTransfer", "KernelPower", "Source", "TransferPolynomial", "jsonable", "plain"]
@@ -240,37 +247,11 @@ class Source:
             f"normalised quantities (mean, variance, normalized profile) need a non-zero sum"
         )
 
-    def _positions(self) -> list[tuple[int, ...]]:
-        """Each coefficient's position from the anchor, in row-major order."""
-        k = self.shape
-        size = math.prod(k)
-        if len(k) == 1:
-            return [(i - self.anchor[0],) for i in range(size)]
-        return [(i // k[1] - self.anchor[0], i % k[1] - self.anchor[1]) for i in range(size)]
-
     def _moments(self) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
         ints, _den = self.integer_form()  # moments do not depend on the scale
-        total = sum(ints)
-        if total == 0:
+        if sum(ints) == 0:
             raise self._zero_sum()
-        d = len(self.shape)
-        pos = self._positions()
-        first = [
-            _ratio(sum(w * p[a] for w, p in zip(ints, pos, strict=True)), total) for a in range(d)
-        ]
-        second = [
-            [
-                _ratio(sum(w * p[a] * p[b] for w, p in zip(ints, pos, strict=True)), total)
-                - first[a] * first[b]
-                for b in range(d)
-            ]
-            for a in range(d)
-        ]
-        if self.domain == "float":
-            return tuple(_to_float(x) for x in first), tuple(
-                tuple(_to_float(x) for x in r) for r in second
-            )
-        return tuple(first), tuple(tuple(r) for r in second)
+        return tap_moments(ints, self.shape, self.anchor, as_float=self.domain == "float")
 
     def _symbolic_moments(self) -> tuple[tuple[Any, ...], tuple[tuple[Any, ...], ...]]:
         import sympy
@@ -278,23 +259,7 @@ class Source:
         total = self.total
         if bool(sympy.simplify(total) == 0):
             raise self._zero_sum()
-        d = len(self.shape)
-        flat = self.flat
-        pos = self._positions()
-        first = [
-            sympy.Add(*[w * p[a] for w, p in zip(flat, pos, strict=True)]) / total for a in range(d)
-        ]
-        second = [
-            [
-                sympy.Add(*[w * p[a] * p[b] for w, p in zip(flat, pos, strict=True)]) / total
-                - first[a] * first[b]
-                for b in range(d)
-            ]
-            for a in range(d)
-        ]
-        return tuple(sympy.simplify(x) for x in first), tuple(
-            tuple(sympy.simplify(x) for x in r) for r in second
-        )
+        return symbolic_tap_moments(self.flat, self.shape, self.anchor, total)
 
 
 class KernelPower(Source):

@@ -366,6 +366,11 @@ class _Spatial(Layer):
         """The weight of every tap when the kernel is uniform (None otherwise)."""
         return None
 
+    def uniform_value(self, kind: str, ndim: int) -> Fraction | None:
+        """The weight of every tap when the kernel for ``kind`` is uniform (a size-only
+        `Conv`, the pools), without building it; None for an explicit kernel."""
+        return self._uniform_value(kind, ndim)
+
     def stats(self, kind: str, ndim: int) -> KernelStats:
         """Exact sums of the kernel for ``kind``, without building it when it is uniform.
 

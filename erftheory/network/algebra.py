@@ -303,6 +303,14 @@ class _Float(_Algebra):
     def one(self) -> Any:
         return _FloatPoly(self.np.ones((1,) * self.ndim))
 
+    def spatial(self, layer: _Spatial, kind: str) -> Any:
+        d = self.ndim
+        value = layer.uniform_value(kind, d)
+        if value is None:
+            return self.kernel(layer.kernel(kind, d), layer.dilation(d))
+        vals = self.np.full(layer.size(d), float(value))  # no Kernel of Fractions built
+        return self.inflate(_FloatPoly(vals, _EPS * abs(float(value))), layer.dilation(d))
+
     def kernel(self, k: Kernel, dilation: tuple[int, ...]) -> Any:
         np = self.np
         vals = np.array([float(w) for w in k.flat], dtype=np.float64).reshape(k.shape)

@@ -204,17 +204,19 @@ class Network:
 
     def _numeric(self) -> bool:
         """Whether every kernel of the network is numeric (the float route needs numbers)."""
-        return all(
-            x.kernel(kind, self.ndim).domain != "symbolic"
-            for x in _spatial_layers(self.layers)
-            for kind in ("gradient",)
-        )
+        # only explicit kernels can be symbolic (sizes alone are uniform numbers), so no
+        # kernel is built here: a 1024 x 1024 pool stays a size
+        kernels = (x.options().get("kernel") for x in _spatial_layers(self.layers))
+        return all(k is None or k.domain != "symbolic" for k in kernels)
 
     def _float_profile(self, kind: str, estimate: int) -> NetworkProfile:
         """The float route: the transfer polynomial formed in float64 (`_Float`)."""
         g = self._geometry()
+        needed = _FLOAT_COPIES * 8 * math.prod(g.size)
+        if needed > _config.get_memory_limit():
+            self._check_memory(kind)  # the exact route's refusal, with its estimate
         _config.check_size(
-            _FLOAT_COPIES * 8 * math.prod(g.size),
+            needed,
             "the network's float64 transfer polynomial",
             "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
         )
@@ -461,7 +463,9 @@ EXACT_AUTO_BYTES = 64 * 1024**2
 """``method="auto"`` forms a network's transfer polynomial exactly up to this estimate;
 above it, in float64 (`Network.profile`'s float route)."""
 
-_FLOAT_COPIES = 8  # float64 arrays on the RF grid held at once by the float route
+# float64 arrays on the RF grid held at once by the float route (factors, products,
+# inflated kernels, sums of branches)
+_FLOAT_COPIES = 10
 
 
 def _tuple(x: Any) -> tuple[Any, ...]:
