@@ -65,12 +65,35 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     **Where the network ends.** The ERF is that of one unit of the *last spatial feature
     map*. The spatial part ends at global pooling (an adaptive pooling layer with output
     size 1, or a mean, sum or max over all spatial axes) or at a layer that reshapes the
-    map (``torch.flatten``, ``view``, ``reshape``, ``nn.Flatten``, ``nn.Linear``); what comes
-    after (the classifier head) is ignored. A flatten or linear layer on a map larger
-    than $1$ pixel would make every output depend on every input pixel, so it is an
-    error: pass the feature extractor instead (``model.features`` for VGG and AlexNet).
-    Nothing after the end may be spatial again (a squeeze-and-excitation gate
-    ``x * s(pool(x))`` is rejected).
+    map (``torch.flatten``, ``view``, ``reshape``, ``nn.Flatten``, ``nn.Linear`` on a
+    spatial axis); what comes after (the classifier head) is ignored. A flatten or
+    linear layer on a map larger than $1$ pixel would make every output depend on every
+    input pixel, so it is an error: pass the feature extractor instead
+    (``model.features`` for VGG and AlexNet). Models without a local receptive field
+    (transformers such as ViT and Swin, which flatten the map into tokens and attend
+    over all of them) get the same one-line error. Nothing after the end may be spatial
+    again.
+
+    **Channel-only operations** are the identity on the spatial map: ``view``,
+    ``reshape``, ``flatten``, ``transpose``, ``permute``, ``squeeze`` and ``unsqueeze``
+    that keep the batch axis first and every spatial axis whole (the channel shuffle of
+    ShuffleNet, channels-last layouts), slices and indices of the channels only
+    (``x[:, :1]``, ``x[:, 0]``; slicing the batch or a spatial axis is an
+    `ERFValueError`), and ``split``/``chunk`` along the channels: each piece is the same
+    map, so a branch through a piece is a branch of the block that joins the pieces.
+    ``nn.Linear`` on the channels (a channels-last map, as in ConvNeXt) is a 1×1
+    convolution. ``nn.LayerNorm`` over the channels and ``nn.GroupNorm`` are per-pixel
+    scales: the identity with ``weights="ones"`` (as batch norm is; GroupNorm's spatial
+    statistics are taken as constants, as batch statistics are), an `ERFValueError`
+    with the other weights (their scale depends on the input). A constant factor of
+    one value per channel (a layer scale) is the identity with ``"ones"``.
+
+    **Squeeze-and-excitation.** A product ``x * s`` of a map and a tensor of one pixel
+    (``s = sigmoid(fc(pool(x)))``, as in MobileNetV3, EfficientNet, RegNetY, GhostNet)
+    takes the gate as a per-channel constant of the map: the result is the *local* ERF,
+    in which the pooled branch contributes no spatial path (through it every output
+    depends on every input pixel, weakly). With ``weights="ones"`` the gate is the
+    identity; the other weights refuse it (its value depends on the input).
 
     **Weights.** ``weights`` chooses what a convolution becomes:
 
@@ -104,9 +127,12 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     table ``FROM_TORCH``, keyed by the entries of the layer registry
     (`erftheory.layers.registry.REGISTRY`). Dropout is modelled as the module is
     set: `Dropout` with its ``p`` when ``module.training`` is true, nothing in
-    evaluation mode. Padding modes other than zeros and ``count_include_pad=False``
-    only change units whose field reaches the border, never the centre unit of an
-    input of `erftheory.network.Network.min_input_size`.
+    evaluation mode. Padding modes other than zeros, ``count_include_pad=False`` and
+    ``ceil_mode=True`` pooling (read as the same layer as floor mode: ceil mode only
+    adds a partial window at the far border) only change units whose field reaches the
+    border, never the centre unit of an input of
+    `erftheory.network.Network.min_input_size` (on other inputs ceil mode may give the
+    map one more unit than `erftheory.network.Network.output_size` says).
 
     **Branches.** An addition (``+``, ``+=``, ``torch.add``) of two branches from a
     common input becomes a `erftheory.layers.Residual` when one branch is the identity
@@ -134,10 +160,12 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
             not supported (the message names it and its type); a model torch.fx cannot
             trace.
         ERFValueError: a bad ``input_shape`` or ``weights``; a model that does not run
-            on ``input_shape``; unsupported options (``ceil_mode=True``, dilated max
-            pooling, adaptive pooling that is not a fixed pool); ``"model"`` weights on a
-            multi-channel layer; a graph that is not series-parallel; tensor indexing
-            or slicing of a feature map (``x[:, :1]``; the message names the node);
+            on ``input_shape``; unsupported options (dilated max pooling, adaptive
+            pooling that is not a fixed pool); ``"model"`` weights on a multi-channel
+            layer; a graph that is not series-parallel; indexing or slicing of the batch
+            or a spatial axis (``x[:, :, 1:]``; the message names the node); a reshape
+            that mixes pixels (a transformer); normalisation over spatial axes; an
+            SE gate or layer/group norm with weights other than ``"ones"``;
             non-finite weights, factors or batch-norm statistics.
         SizeLimitError: a model that does not run on meta tensors and whose run on
             real zeros of ``input_shape`` would exceed the memory limit.
@@ -269,6 +297,8 @@ def _trace(module: Any, name: str) -> Any:
 
     class Tracer(fx.Tracer):  # type: ignore[misc]
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            if _own_norm(m):  # a LayerNorm2d that permutes inside: traced into
+                return False
             return isinstance(m, leaves) or bool(super().is_leaf_module(m, qualname))
 
     tracer = Tracer()
@@ -280,6 +310,13 @@ def _trace(module: Any, name: str) -> Any:
             f"whose control flow does not depend on tensor values"
         ) from e
     return fx.GraphModule(tracer.root, graph)
+
+
+def _own_norm(m: Any) -> bool:
+    """A subclass of ``nn.LayerNorm`` with its own forward (torchvision's LayerNorm2d)."""
+    import torch.nn as nn
+
+    return isinstance(m, nn.LayerNorm) and type(m).forward is not nn.LayerNorm.forward
 
 
 def _leaf_types() -> tuple[type, ...]:
@@ -450,6 +487,17 @@ class _Converter:
             ):
                 self.live.add(n)
         self.feeds = {n for n in self.live if self.shapes.get(n) != "size"}
+        # ``cut[n]``: operands of ``n`` that are not followed (the gate of an SE block)
+        self.cut: dict[Any, set[Any]] = {}
+        # where the spatial axes of every feature map are (None: the map is gone)
+        self.axes: dict[Any, tuple[int, ...] | None] = {}
+        for n in self.nodes:
+            if n in self.live:
+                self.axes[n] = self.layout(n)
+        for n in self.nodes:
+            gate = self.gate(n)
+            if gate is not None:
+                self.cut[n] = {gate}
 
     # ------------------------------------------------------------ description
     def describe(self, node: Any) -> str:
@@ -477,6 +525,11 @@ class _Converter:
         )
 
     def operands(self, node: Any) -> list[Any]:
+        """The live tensor inputs of ``node``, in argument order (gates left out)."""
+        cut = self.cut.get(node, ())
+        return [a for a in self.all_operands(node) if a not in cut]
+
+    def all_operands(self, node: Any) -> list[Any]:
         """The live tensor inputs of ``node``, in argument order."""
         out = []
 
@@ -498,18 +551,152 @@ class _Converter:
         return isinstance(self.shapes.get(node), tuple)
 
     def spatial(self, node: Any) -> tuple[int, ...] | None:
-        s = self.shapes.get(node)
-        return s[2:] if isinstance(s, tuple) and len(s) == self.ndim + 2 else None
+        s, axes = self.shapes.get(node), self.axes.get(node)
+        if not isinstance(s, tuple) or axes is None:
+            return None
+        return tuple(s[a] for a in axes)
+
+    # ------------------------------------------------------------ layouts
+    def source(self, node: Any) -> Any:
+        """The first operand of ``node`` that holds a feature map (through split/chunk)."""
+        for a in self.all_operands(node):
+            if self.shapes.get(a) == "object":  # a piece of split/chunk
+                return self.source(a)
+            if self.axes.get(a) is not None:
+                return a
+        return None
+
+    def layout(self, node: Any) -> tuple[int, ...] | None:
+        """The positions of the spatial axes in ``node``'s output, or None.
+
+        Operations on the channels only (view/reshape/transpose/permute that keep the
+        batch and the spatial axes, split, chunk, channel slices, reductions over
+        channels) move the spatial axes without mixing pixels; anything else that
+        changes the rank ends the spatial map.
+        """
+        if node is self.input:
+            s = self.shapes.get(node)
+            if isinstance(s, tuple) and len(s) == self.ndim + 2:
+                return tuple(range(2, 2 + self.ndim))
+            return None
+        out = self.shapes.get(node)
+        src = self.source(node)
+        if src is None or not isinstance(out, (tuple, str)) or out == "size":
+            return None
+        axes = self.axes[src]
+        assert axes is not None
+        shape = self.shapes[src]
+        rank = len(shape)
+        t, fn, meth = node.target, node.op == "call_function", node.op == "call_method"
+        torch = self.torch
+        if out == "object":  # split / chunk: pieces along one axis
+            if (fn and t in (torch.split, torch.chunk, torch.tensor_split)) or (
+                meth and t in ("split", "chunk", "tensor_split")
+            ):
+                dim = _arg(node, 2, "dim", 0)
+                if isinstance(dim, int) and dim % rank not in (0, *axes):
+                    return axes
+            return None
+        if fn and t is operator.getitem:
+            if self.shapes.get(node.args[0]) == "object":
+                return axes
+            return _index_axes(node.args[1], shape, axes)
+        if (fn and t in (torch.permute,)) or (meth and t == "permute"):
+            dims = node.args[1:]
+            if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+                dims = dims[0]
+            if not dims:
+                dims = node.kwargs.get("dims", ())
+            dims = [int(d) % rank for d in dims]
+            if len(dims) != rank or dims[0] != 0:
+                return None
+            return tuple(dims.index(a) for a in axes)
+        if (fn and t in (torch.transpose, torch.swapaxes)) or (
+            meth and t in ("transpose", "swapaxes")
+        ):
+            d0, d1 = (int(_arg(node, i, k)) % rank for i, k in ((1, "dim0"), (2, "dim1")))
+            if 0 in (d0, d1):
+                return None
+            swap = {d0: d1, d1: d0}
+            return tuple(swap.get(a, a) for a in axes)
+        if (fn and t is torch.unsqueeze) or (meth and t in ("unsqueeze", "unsqueeze_")):
+            d = int(_arg(node, 1, "dim")) % (rank + 1)
+            if d == 0:
+                return None
+            return tuple(a + 1 if a >= d else a for a in axes)
+        red = self.reduction_dims(node, src)
+        if red is not None:
+            dims, keep = red
+            if 0 in dims or dims & set(axes):
+                return None
+            return axes if keep else tuple(a - sum(d < a for d in dims) for a in axes)
+        assert isinstance(out, tuple)
+        if (fn and t in (torch.flatten, torch.reshape, torch.squeeze)) or (
+            meth and t in ("view", "reshape", "flatten", "unflatten", "squeeze")
+        ):
+            return _reshape_axes(shape, axes, out)
+        if node.op == "call_module" and isinstance(
+            self.gm.get_submodule(t), (torch.nn.Flatten, torch.nn.Unflatten)
+        ):
+            return _reshape_axes(shape, axes, out)
+        if len(out) == rank:  # elementwise, convolution, pooling, a layer on one axis
+            return axes
+        return None
+
+    def gate(self, node: Any) -> Any:
+        """The gate $s$ of ``x * s`` when $s$ is constant along the map of $x$, else None.
+
+        Squeeze-and-excitation: $s$ is computed from global pooling of the map; from
+        `from_torch` it is a per-channel factor of the map (its own path to the input,
+        through the pooling, is left out).
+        """
+        torch = self.torch
+        t = node.target
+        if not (
+            (node.op == "call_function" and t in (operator.mul, operator.imul, torch.mul))
+            or (node.op == "call_method" and t in ("mul", "mul_"))
+        ):
+            return None
+        ops = self.all_operands(node)
+        if len(ops) != 2:
+            return None
+        for x, s in (ops, ops[::-1]):
+            if self._constant_along(s, x):
+                return s
+        return None
+
+    def _constant_along(self, s: Any, x: Any) -> bool:
+        """``s`` broadcasts along every spatial axis of the map ``x`` (size 1 there)."""
+        sx, ss, axes = self.shapes.get(x), self.shapes.get(s), self.axes.get(x)
+        if not isinstance(sx, tuple) or not isinstance(ss, tuple) or axes is None:
+            return False
+        if all(sx[a] == 1 for a in axes) or len(ss) > len(sx):
+            return False
+        pad = len(sx) - len(ss)
+        return all(a < pad or ss[a - pad] == 1 for a in axes)
 
     # ------------------------------------------------------------ the end
     def end_kind(self, node: Any) -> str | None:
-        """``"global"`` (global pooling), ``"reshape"`` (flatten, linear) or None."""
+        """``"global"`` (global pooling), ``"reshape"`` (flatten, linear) or None.
+
+        A reshape is an operation that takes a feature map and gives a tensor whose
+        axes no longer hold its pixels (`layout` is None), or a linear layer on a
+        spatial axis; one on the channels (channels-last ``nn.Linear``) is a 1x1
+        convolution.
+        """
         torch, F = self.torch, self.F
         nn = torch.nn
         t = node.target
+        src = self.source(node)
+        last_axis_spatial = False
+        if src is not None:
+            src_shape, src_axes = self.shapes[src], self.axes[src] or ()
+            last_axis_spatial = len(src_shape) - 1 in src_axes
         if node.op == "call_module":
             mod = self.gm.get_submodule(t)
-            if isinstance(mod, (nn.Flatten, nn.Linear)):
+            if isinstance(mod, nn.Linear) and (last_axis_spatial or self.axes.get(node) is None):
+                return "reshape"
+            if isinstance(mod, nn.Flatten) and self.axes.get(node) is None:
                 return "reshape"
             adaptive = (
                 nn.AdaptiveAvgPool1d,
@@ -529,16 +716,16 @@ class _Converter:
         ):
             out = self.spatial(node)
             return "global" if out is not None and all(o == 1 for o in out) else None
-        if (node.op == "call_function" and t in (torch.flatten, torch.squeeze, F.linear)) or (
-            node.op == "call_method" and t in ("flatten", "view", "reshape", "squeeze")
-        ):
+        if node.op == "call_function" and t is F.linear and last_axis_spatial:
             return "reshape"
         if self.reduction(node) == "spatial":
             return "global"
+        if src is not None and self.axes.get(node) is None and self.shapes.get(node) != "size":
+            return "reshape"
         return None
 
-    def reduction(self, node: Any) -> str | None:
-        """``"channels"`` or ``"spatial"`` for a sum/mean/max over those axes, else None."""
+    def reduction_dims(self, node: Any, src: Any) -> tuple[set[int], bool] | None:
+        """The axes a sum/mean/max over ``src`` reduces, and keepdim; None if not one."""
         torch = self.torch
         names = ("sum", "mean", "amax", "amin", "logsumexp")
         fns = (torch.sum, torch.mean, torch.amax, torch.amin, torch.logsumexp)
@@ -547,19 +734,30 @@ class _Converter:
             or (node.op == "call_function" and node.target in fns)
         ):
             return None
-        ops = self.operands(node)
-        if len(ops) != 1:
+        if len(self.all_operands(node)) != 1:
             return None
         dim = _arg(node, 1, "dim")
-        rank = self.ndim + 2
-        shape = self.shapes.get(ops[0])
-        if dim is None or not isinstance(shape, tuple) or len(shape) != rank:
+        shape = self.shapes.get(src)
+        if dim is None or not isinstance(shape, tuple):
             return None
-        dims = {int(d) % rank for d in (dim if isinstance(dim, (list, tuple)) else (dim,))}
-        if dims == {1}:
-            return "channels"
-        if dims == set(range(2, rank)):
+        rank = len(shape)
+        try:
+            dims = {int(d) % rank for d in (dim if isinstance(dim, (list, tuple)) else (dim,))}
+        except (TypeError, ValueError):
+            return None
+        return dims, bool(_arg(node, 2, "keepdim", False))
+
+    def reduction(self, node: Any) -> str | None:
+        """``"channels"`` or ``"spatial"`` for a sum/mean/max over those axes, else None."""
+        src = self.source(node)
+        red = None if src is None else self.reduction_dims(node, src)
+        if red is None:
+            return None
+        dims, axes = red[0], set(self.axes[src] or ())
+        if dims == axes:
             return "spatial"
+        if 0 not in dims and not dims & axes:
+            return "channels"
         return None
 
     def find_end(self) -> Any:
@@ -570,8 +768,9 @@ class _Converter:
         for n in self.nodes:
             if n not in self.live or n not in needed:
                 continue
-            if self.shapes.get(n) == "object":
+            if self.shapes.get(n) == "object" and self.axes.get(n) is None:
                 raise self.unsupported(n, "it does not return one tensor")
+            self.check_indexing(n)
             if self.tensor(n) and self.end_kind(n):
                 end = n
                 break
@@ -584,11 +783,15 @@ class _Converter:
                 sp = self.spatial(last)
                 if sp is None or any(s > 1 for s in sp):
                     size = "×".join(map(str, sp)) if sp else str(self.shapes.get(last))
+                    into = self.shapes.get(end)
+                    into_text = f" into shape {tuple(into[1:])}" if isinstance(into, tuple) else ""
                     raise ERFValueError(
-                        f"{self.describe(end)} reshapes a {size} feature map, which makes every "
-                        f"output depend on every pixel; from_torch gives the ERF of the last "
-                        f"spatial feature map: end the model with global pooling or pass its "
-                        f"feature extractor (e.g. model.features)"
+                        f"{self.describe(end)} reshapes a {size} feature map{into_text}, which "
+                        f"makes every later output depend on every pixel (a dense layer, or "
+                        f"attention over the positions as in a transformer: no local receptive "
+                        f"field); from_torch gives the ERF of the last spatial feature map: end "
+                        f"the model with global pooling or pass its convolutional feature "
+                        f"extractor (e.g. model.features)"
                     )
         else:
             outs = self.operands(output)
@@ -613,16 +816,22 @@ class _Converter:
                 raise ERFValueError(
                     f"{self.describe(n)} is spatial ({'×'.join(map(str, sp))}) but comes after "
                     f"{self.describe(end) if end else 'the end'}, which ends the spatial part "
-                    f"of the model; gates built from global pooling (squeeze-and-excitation) "
-                    f"are not supported"
+                    f"of the model (after it every output depends on every pixel)"
                 )
         return last
 
+    def inputs(self, node: Any) -> list[Any]:
+        cut = self.cut.get(node, ())
+        return [p for p in node.all_input_nodes if p not in cut]
+
+    def users(self, node: Any) -> list[Any]:
+        return [u for u in node.users if node not in self.cut.get(u, ())]
+
     def ancestors(self, nodes: list[Any]) -> set[Any]:
-        return reachable(nodes, lambda n: n.all_input_nodes)
+        return reachable(nodes, self.inputs)
 
     def descendants(self, node: Any) -> set[Any]:
-        return reachable(node.users, lambda n: n.users)
+        return reachable(self.users(node), self.users)
 
     # ------------------------------------------------------------ decomposition
     def convert(self) -> list[Layer]:
@@ -632,7 +841,7 @@ class _Converter:
         # dominators over the region, in topological order (the input has no inputs)
         self.dom = dominators(
             (n for n in self.nodes if n in region),
-            lambda n: [p for p in n.all_input_nodes if p in region],
+            lambda n: [p for p in self.inputs(n) if p in region],
         )
         # every node's layers, in the order of the forward pass (so that an error names the
         # first unsupported operation)
@@ -709,7 +918,8 @@ class _Converter:
         if fn and t in (torch.cat, torch.concat, torch.concatenate):
             tensors = _arg(node, 0, "tensors")
             dim = _arg(node, 1, "dim", 0)
-            if int(dim) % (self.ndim + 2) != 1:
+            rank = len(self.shapes[node])
+            if int(dim) % rank in (0, *(self.axes.get(node) or ())):
                 raise self.unsupported(node, f"concatenation along axis {dim}, not the channels")
             members = [u for u in tensors if isinstance(u, self.Node) and u in self.feeds]
             return members, [[] for _ in members], "cat"
@@ -717,18 +927,18 @@ class _Converter:
 
     # ------------------------------------------------------------ one node
     def check_indexing(self, node: Any) -> None:
-        """Refuse ``x[...]`` on a feature map (slicing is not modelled yet)."""
+        """Refuse ``x[...]`` on a feature map unless it selects channels only."""
         if not (node.op == "call_function" and node.target is operator.getitem):
             return
         if not node.args or not isinstance(node.args[0], self.Node):
             return
-        if not self.tensor(node.args[0]):
+        if self.axes.get(node.args[0]) is None or self.axes.get(node) is not None:
             return
         index = _index_text(node.args[1] if len(node.args) > 1 else None)
         raise ERFValueError(
             f"{self.describe(node)}: tensor indexing or slicing ({node.args[0].name}[{index}]) "
-            f"is not supported by from_torch; select channels with a 1x1 convolution, or "
-            f"pass the part of the model before the slice"
+            f"of the batch or spatial axes is not supported by from_torch (slices of the "
+            f"channels are); pass the part of the model before the slice"
         )
 
     def node_layers(self, node: Any, src: Any) -> list[Layer]:
@@ -748,8 +958,7 @@ class _Converter:
         return reader(self, node, mod, src, self.describe(node))
 
     def max_pool(self, mod: Any, name: str) -> list[Layer]:
-        if mod.ceil_mode:
-            raise ERFValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
+        # ceil_mode=True only adds a partial window at the far border (same layer)
         if _collapse(mod.dilation) != 1:
             raise ERFValueError(f"{name}: dilated max pooling is not supported")
         if mod.return_indices:
@@ -783,8 +992,7 @@ class _Converter:
         return Conv(Kernel(_tensor_fractions(v)), stride, dilation, padding)
 
     def avg_pool(self, mod: Any, name: str) -> list[Layer]:
-        if mod.ceil_mode:
-            raise ERFValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
+        # ceil_mode=True and count_include_pad=False only change windows at the border
         size = _collapse(mod.kernel_size)
         pool: list[Layer] = [AvgPool(size, _collapse(mod.stride), _collapse(mod.padding))]
         divisor = getattr(mod, "divisor_override", None)
@@ -847,6 +1055,11 @@ class _Converter:
         return [Activation("batchnorm", mean, square)]
 
     def function_layers(self, node: Any, src: Any) -> list[Layer]:
+        if node.target is operator.getitem:  # channels only (check_indexing)
+            return []
+        name = getattr(node.target, "__name__", "")
+        if name == "stochastic_depth" and str(node.target.__module__).startswith("torchvision"):
+            return _dropout(_arg(node, 1, "p", 0.5), _arg(node, 3, "training", True))
         reader = _lookups().functions.get(node.target)
         if reader is not None:
             return reader(self, node, src)
@@ -878,6 +1091,8 @@ class _Converter:
                 assert shape is not None
                 return [_scale("channel mean", Fraction(1, shape[1]))]
             raise self.unsupported(node, "a maximum over channels is not linear")
+        if node in self.cut:
+            return self.gate_layers(node)
         if node.args and node.args[0] is src:
             other = node.args[1] if len(node.args) > 1 else None
             first = True
@@ -915,7 +1130,70 @@ class _Converter:
             return [_scale("scale", c)]
         if (fn and t in (operator.neg, torch.neg)) or (meth and t in ("neg", "neg_")):
             return [_scale("negate", -1)]
+        if mul and isinstance(other, self.Node) and other.op == "get_attr":
+            return self.constant_factor(node, src, other)
         return None
+
+    def gate_layers(self, node: Any) -> list[Layer]:
+        """``x * s`` with a gate $s$ constant along the map: a per-channel factor."""
+        if self.weights == "ones":
+            return []
+        raise ERFValueError(
+            f"{self.describe(node)} multiplies the map by a gate computed from it "
+            f"(squeeze-and-excitation), whose value depends on the input; weights="
+            f"'{self.weights}' needs fixed factors: use weights='ones'"
+        )
+
+    def constant_factor(self, node: Any, src: Any, other: Any) -> list[Layer]:
+        """``x * w`` with a parameter ``w`` constant along the map (a layer scale)."""
+        if not self._constant_along(other, src):
+            raise self.unsupported(node, "a factor that varies over the positions of the map")
+        if self.weights == "ones":
+            return []
+        values = [_exact(v) for v in self.attribute(other).detach().double().reshape(-1).tolist()]
+        if self.weights == "model":
+            if len(values) != 1:
+                raise ERFValueError(
+                    f"{self.describe(node)} scales {len(values)} channels; weights='model' needs "
+                    f"single-channel layers"
+                )
+            return [_scale("scale", values[0])]
+        mean = sum(values, Fraction(0)) / len(values)
+        square = sum((v * v for v in values), Fraction(0)) / len(values)
+        return [Activation("channel scale", mean, square)]
+
+    def norm(self, node: Any, src: Any, dims: int | None, name: str) -> list[Layer]:
+        """LayerNorm over the last ``dims`` axes, GroupNorm (``dims`` None)."""
+        shape, axes = self.shapes[src], self.axes[src] or ()
+        if dims is not None and any(a >= len(shape) - dims for a in axes):
+            raise ERFValueError(
+                f"{name} normalises over the spatial axes of a "
+                f"{'×'.join(str(shape[a]) for a in axes)} map, which makes every output depend "
+                f"on every pixel; from_torch reads normalisation over the channels"
+            )
+        if self.weights == "ones":  # a per-pixel (per-channel) scale: the identity
+            return []
+        raise ERFValueError(
+            f"{name}: its scale depends on the input (statistics of each pixel or group); "
+            f"weights='{self.weights}' needs fixed scales: use weights='ones'"
+        )
+
+    def linear(self, mod: Any, name: str) -> list[Layer]:
+        """``nn.Linear`` on the channels (channels last): a 1x1 convolution."""
+        one: Any = 1
+        if self.weights == "ones":
+            return [Conv(one, 1, 1, 0)]
+        w = mod.weight.detach()
+        if self.weights == "model":
+            if w.shape != (1, 1):
+                raise ERFValueError(
+                    f"{name} has {mod.in_features} input and {mod.out_features} output "
+                    f"features; weights='model' needs single-channel layers"
+                )
+            v = _exact(float(w[0, 0]))
+        else:
+            v = _exact(float((w.double() ** 2).sum()) / mod.out_features)
+        return [Conv(Kernel([[v]] if self.ndim == 2 else [v]), 1, 1, 0)]
 
 
 def _index_text(index: Any) -> str:
@@ -935,6 +1213,55 @@ def _index_text(index: Any) -> str:
     if isinstance(index, tuple):
         return ", ".join(one(v) for v in index)
     return one(index)
+
+
+def _index_axes(index: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
+    """The spatial axes after ``x[index]``, None unless it selects channels only."""
+    idx = list(index) if isinstance(index, tuple) else [index]
+    if any(v is None for v in idx) or sum(v is Ellipsis for v in idx) > 1:
+        return None
+    rank = len(shape)
+    explicit = len(idx) - sum(v is Ellipsis for v in idx)
+    if explicit > rank:
+        return None
+    if Ellipsis in idx:
+        i = idx.index(Ellipsis)
+        idx[i : i + 1] = [slice(None)] * (rank - explicit)
+    idx += [slice(None)] * (rank - len(idx))
+    kept: list[int] = []
+    for p, v in enumerate(idx):
+        if isinstance(v, slice):
+            kept.append(p)
+            if p == 0 or p in axes:
+                whole = (
+                    v.start in (None, 0)
+                    and v.step in (None, 1)
+                    and (v.stop is None or (isinstance(v.stop, int) and v.stop >= shape[p]))
+                )
+                if not whole:
+                    return None
+        elif isinstance(v, int) and not isinstance(v, bool):
+            if p == 0 or p in axes:
+                return None
+        else:
+            return None
+    return tuple(kept.index(a) for a in axes)
+
+
+def _reshape_axes(shape: tuple[int, ...], axes: tuple[int, ...], out: Any) -> Any:
+    """The spatial axes after a reshape of ``shape`` into ``out``, None if it mixes pixels.
+
+    A reshape keeps the map when the spatial axes are the last ones, before and after,
+    with the batch first: it only regroups the channels.
+    """
+    nd = len(axes)
+    if not isinstance(out, tuple) or len(out) < nd + 1:
+        return None
+    if axes != tuple(range(len(shape) - nd, len(shape))):
+        return None
+    if out[0] != shape[0] or tuple(out[-nd:]) != tuple(shape[-nd:]):
+        return None
+    return tuple(range(len(out) - nd, len(out)))
 
 
 def _dropout(p: Any, training: Any) -> list[Layer]:
@@ -1111,10 +1438,30 @@ def _dropout_function(c: _Converter, node: Any, src: Any) -> list[Layer]:
     return _dropout(_arg(node, 1, "p", 0.5), _arg(node, 2, "training", True))
 
 
+_CHANNEL_OPS = (
+    "reshape",
+    "permute",
+    "transpose",
+    "swapaxes",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "split",
+    "chunk",
+    "tensor_split",
+)
+"""Functions and methods that move or regroup axes: on the channels, the identity."""
+
 _MAX_POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 
 FROM_TORCH: dict[str, Reads] = {
-    "conv": Reads(modules=dict.fromkeys(("nn.Conv1d", "nn.Conv2d"), _conv_module)),
+    "conv": Reads(
+        modules={
+            **dict.fromkeys(("nn.Conv1d", "nn.Conv2d"), _conv_module),
+            # on the channels (channels last): a 1x1 convolution; else the end
+            "nn.Linear": lambda c, node, mod, src, name: c.linear(mod, name),
+        }
+    ),
     "avgpool": Reads(
         modules={
             **dict.fromkeys(
@@ -1212,15 +1559,38 @@ FROM_TORCH: dict[str, Reads] = {
                 lambda c, node, mod, src, name: c.batch_norm(mod, name),
             ),
             "build.Scale": _scale_module,
-        }
+            # over the channels: a per-pixel scale, the identity with weights="ones"
+            "nn.LayerNorm": lambda c, node, mod, src, name: c.norm(
+                node, src, len(mod.normalized_shape), name
+            ),
+            "nn.GroupNorm": lambda c, node, mod, src, name: c.norm(node, src, None, name),
+        },
+        functions={
+            "F.layer_norm": lambda c, node, src: c.norm(
+                node, src, len(tuple(_arg(node, 1, "normalized_shape"))), c.describe(node)
+            ),
+            "F.group_norm": lambda c, node, src: c.norm(node, src, None, c.describe(node)),
+        },
     ),
     "identity": Reads(  # read as nothing
-        modules={"nn.Identity": _fixed([])},
+        # (flatten, view, reshape, permute, split, ... only when they keep the map: on
+        # the channels; otherwise they end the spatial part)
+        modules=dict.fromkeys(("nn.Identity", "nn.Flatten", "nn.Unflatten"), _fixed([])),
         # torch.cat of one feature map and constants: the constants carry no gradient
         functions=dict.fromkeys(
-            ("torch.clone", "torch.cat", "torch.concat", "torch.concatenate"), _fixed([])
+            (
+                "torch.clone",
+                "torch.cat",
+                "torch.concat",
+                "torch.concatenate",
+                *(f"torch.{m}" for m in _CHANNEL_OPS),
+            ),
+            _fixed([]),
         ),
-        methods=dict.fromkeys(("contiguous", "clone", "float", "double", "to"), _fixed([])),
+        methods=dict.fromkeys(
+            ("contiguous", "clone", "float", "double", "to", *_CHANNEL_OPS, "unflatten", "view"),
+            _fixed([]),
+        ),
     ),
     "residual": Reads(
         structure="an addition of two branches from a common input (x + f(x), torch.add), "
