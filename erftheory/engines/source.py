@@ -37,6 +37,7 @@ from .. import measures
 from .._errors import ERFValueError
 from ..kernel import (
     Kernel,
+    _ratio,
     coprime_fraction,
     format_value,
     reduced_fraction,
@@ -476,20 +477,6 @@ class FloatTransfer(Source):
     def describe(self) -> dict[str, Any]:
         """What the caller said the polynomial is."""
         return self._describe() if self._describe is not None else {}
-
-
-def _ratio(a: int, b: int) -> Fraction:
-    """``Fraction(a, b)`` reduced with gmpy2 (fast for numbers of any size)."""
-    r = reduced_fraction(a, b)
-    return r if isinstance(r, Fraction) else Fraction(r)
-
-
-def _to_float(x: Fraction) -> float:
-    """``float(x)``, correctly rounded, with ±inf where it is beyond float64's range."""
-    try:
-        return float(x)
-    except OverflowError:
-        return math.inf if x > 0 else -math.inf
 
 
 def jsonable(x: Any) -> Any:

@@ -414,11 +414,6 @@ class Network:
         return f"Network([{', '.join(repr(x) for x in self.layers)}])"
 
 
-def _value(c: Any) -> Any:
-    p, q = int(c.p), int(c.q)
-    return p if q == 1 else Fraction(p, q)
-
-
 def _std(cov: Any, ndim: int) -> Any:
     if cov is None:
         return None
