@@ -19,6 +19,16 @@ and tests every pixel:
 - $\tau = \text{rtol} \cdot \max_x \max(|t(x)|, |e(x)|)$ absorbs float rounding
   ($10^{-9}$ of the peak by default, far below any Monte Carlo error).
 
+**Two-sample mode.** When ``theory`` is itself a measurement (an `EmpiricalERF`, or a
+``(map, stderr)`` pair such as another tool's map with its standard errors), both maps
+are random: the z-scores use both variances,
+$z(x) = (e(x) - t(x))/\sqrt{\sigma_e(x)^2 + \sigma_t(x)^2}$, the pixels with a positive
+combined standard error are tested, and the critical value is Student's $t$ with
+$\min(N_e, N_t) - 1$ degrees of freedom (the lower bound of Welch's; the normal
+distribution when a count is unknown). The maps must have one shape and are compared
+pixel by pixel. Treating a measured map as exact theory (its noise ignored) rejects two
+measurements of the same model far more often than $\alpha$.
+
 The verdict is *consistent* when every pixel passes. The z-scores and the normal
 approximation are asymptotic (central limit theorem), so the stated confidence holds
 for large counts. Squared gradients of deep one-channel random networks are products of
@@ -77,6 +87,8 @@ class Comparison:
         theory: the theory placed on the measured map's grid (scaled as compared).
         empirical: the measured map (scaled as compared).
         stderr: its standard error (scaled as compared).
+        two_sample: whether ``theory`` was a measurement with its own standard error.
+        theory_stderr: that standard error (scaled as compared; zeros for exact theory).
     """
 
     consistent: bool
@@ -95,9 +107,13 @@ class Comparison:
     theory: np.ndarray
     empirical: np.ndarray
     stderr: np.ndarray
+    two_sample: bool = False
+    theory_stderr: np.ndarray | None = None
 
     def __str__(self) -> str:
         scale = "normalised" if self.normalize else "raw"
+        if self.two_sample:
+            scale += ", two-sample"
         name = "Šidák" if self.correction == "sidak" else "Bonferroni"
         verdict = "consistent" if self.consistent else "INCONSISTENT"
         ratio = ", ".join(f"{r:.4g}" for r in self.variance_ratio)
@@ -110,7 +126,8 @@ class Comparison:
             f"{self.tested} pixels): {verdict}\n"
             f"  {zline}; {self.failing} of {self.z.size} pixels fail\n"
             f"  total variation distance = {self.tv_distance:.4g}\n"
-            f"  variance ratio (measured / theory) = {ratio}"
+            f"  variance ratio (measured / {'reference' if self.two_sample else 'theory'}) "
+            f"= {ratio}"
         )
 
     def __repr__(self) -> str:
@@ -205,8 +222,55 @@ def _start(
     )
 
 
+def _measured(
+    obj: Any, stderr: Any, normalize: bool, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None, Any]:
+    """``(map, stderr, raw map, count, the EmpiricalERF or None)`` of a measurement."""
+    if hasattr(obj, "map") and hasattr(obj, "stderr") and hasattr(obj, "normalized"):
+        if stderr is not None:
+            raise ERFValueError(f"stderr= is only for an array {what}; an EmpiricalERF has its own")
+        count = int(obj.count)
+        if count == 0:
+            raise ERFValueError(f"the {what} measurement aggregated no samples (count == 0)")
+        if normalize:
+            m, se = obj.normalized()
+        else:
+            m, se = obj.map, obj.stderr
+        raw = np.asarray(obj.map, dtype=np.float64)
+        return np.asarray(m, dtype=np.float64), np.asarray(se, dtype=np.float64), raw, count, obj
+    if isinstance(obj, tuple) and len(obj) == 2 and stderr is None:
+        obj, stderr = obj
+    if not isinstance(obj, (np.ndarray, list)):
+        raise ERFTypeError(
+            f"{what} must be an EmpiricalERF, an array or a (map, stderr) pair, got "
+            f"{type(obj).__name__}"
+        )
+    if stderr is None:
+        raise ERFValueError(f"an array {what} needs its standard error: stderr=")
+    raw = np.asarray(obj, dtype=np.float64)
+    se = np.broadcast_to(np.asarray(stderr, dtype=np.float64), raw.shape)
+    if normalize:
+        total = float(raw.sum())
+        if total == 0 or not math.isfinite(total):
+            raise ERFValueError(f"the {what} map sums to {total!r}; it cannot be normalised")
+        return raw / total, se / abs(total), raw, None, None
+    return raw, se, raw, None, None
+
+
+def _is_measurement(theory: Any) -> bool:
+    if isinstance(theory, (Profile, NetworkProfile, np.ndarray, list)):
+        return False
+    if hasattr(theory, "map") and hasattr(theory, "stderr") and hasattr(theory, "normalized"):
+        return True
+    return (
+        isinstance(theory, tuple)
+        and len(theory) == 2
+        and all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in theory)
+    )
+
+
 def compare(
-    theory: Profile | np.ndarray,
+    theory: Profile | np.ndarray | EmpiricalERF | tuple[np.ndarray, np.ndarray],
     empirical: EmpiricalERF | np.ndarray | tuple[np.ndarray, np.ndarray],
     *,
     stderr: np.ndarray | None = None,
@@ -220,7 +284,10 @@ def compare(
 
     Args:
         theory: a `erftheory.Profile` / `erftheory.NetworkProfile`, or an array (any
-            scale). Its first coefficient sits at input index ``start`` per axis.
+            scale). Its first coefficient sits at input index ``start`` per axis. Or a
+            second measurement, an `erftheory.torch.empirical.EmpiricalERF` or a
+            ``(map, stderr)`` pair of the measured map's shape: the two-sample mode
+            (see the module documentation).
         empirical: an `erftheory.torch.empirical.EmpiricalERF`, an array with
             ``stderr=``, or a pair ``(map, stderr)``.
         stderr: the standard error of an array ``empirical``.
@@ -272,6 +339,10 @@ def compare(
         raise ERFValueError(f"correction must be 'sidak' or 'bonferroni', got {correction!r}")
     if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not rtol >= 0:
         raise ERFValueError(f"rtol must be a non-negative number, got {rtol!r}")
+    if _is_measurement(theory):
+        return _two_sample(
+            theory, empirical, stderr, start, normalize, float(confidence), correction, rtol
+        )
 
     # ---- the measurement
     count: int | None = None
@@ -393,6 +464,86 @@ def compare(
         theory=t_map,
         empirical=e_map,
         stderr=e_se,
+    )
+
+
+def _two_sample(
+    reference: Any,
+    empirical: Any,
+    stderr: Any,
+    start: Any,
+    normalize: bool,
+    confidence: float,
+    correction: str,
+    rtol: float,
+) -> Comparison:
+    """`compare` of two measurements, each with its own standard error."""
+    e_map, e_se, e_raw, n_e, _ = _measured(empirical, stderr, normalize, "empirical")
+    t_map, t_se, t_raw, n_t, _ = _measured(reference, None, normalize, "theory")
+    if e_map.shape != t_map.shape:
+        raise ERFValueError(
+            f"two measured maps must have one shape to be compared pixel by pixel, got "
+            f"{t_map.shape} (theory) and {e_map.shape} (empirical)"
+        )
+    if start is not None and any(int(v) != 0 for v in _axes(start)):
+        raise ERFValueError("start= places a theory grid; two measured maps share one grid")
+    for name, values, se in (("empirical", e_map, e_se), ("theory", t_map, t_se)):
+        if np.isnan(se).any():
+            raise ERFValueError(
+                f"the {name} standard error has NaNs (fewer than 2 samples?); measure more samples"
+            )
+        if (se < 0).any() or not np.isfinite(values).all():
+            raise ERFValueError(f"the {name} map must be finite and its standard error >= 0")
+    shape = tuple(e_map.shape)
+    diff = e_map - t_map
+    se = np.sqrt(e_se * e_se + t_se * t_se)
+    peak = float(max(np.abs(t_map).max(initial=0.0), np.abs(e_map).max(initial=0.0)))
+    atol = float(rtol) * peak
+    tested_mask = se > 0
+    m = int(tested_mask.sum())
+    alpha = 1.0 - confidence
+    counts = [c for c in (n_e, n_t) if c is not None]
+    if m:
+        per = alpha / m if correction == "bonferroni" else -math.expm1(math.log1p(-alpha) / m)
+        if len(counts) == 2 and min(counts) > 1:
+            crit = float(stats.t.isf(per / 2, df=min(counts) - 1))
+        else:
+            crit = float(stats.norm.isf(per / 2))
+    else:
+        crit = float("nan")
+    z = np.full(shape, np.nan)
+    z[tested_mask] = diff[tested_mask] / se[tested_mask]
+    band = np.where(tested_mask, crit * se, 0.0) if m else np.zeros(shape)
+    fail = np.abs(diff) > band + atol
+    failing = int(fail.sum())
+    max_abs_z = float(np.abs(z[tested_mask]).max()) if m else 0.0
+    try:
+        tv = total_variation(e_raw, t_raw)
+    except ERFValueError:
+        tv = float("nan")
+    ratios = _variance_ratio(e_raw, t_raw)
+    t_map, e_map, e_se, t_se = (np.array(a, dtype=np.float64) for a in (t_map, e_map, e_se, t_se))
+    for a in (z, t_map, e_map, e_se, t_se):
+        a.setflags(write=False)
+    return Comparison(
+        consistent=failing == 0,
+        confidence=confidence,
+        correction=str(correction),
+        normalize=bool(normalize),
+        critical_z=crit,
+        tested=m,
+        failing=failing,
+        max_abs_z=max_abs_z,
+        z=z,
+        tv_distance=tv,
+        variance_ratio=ratios,
+        start=(0,) * len(shape),
+        atol=atol,
+        theory=t_map,
+        empirical=e_map,
+        stderr=e_se,
+        two_sample=True,
+        theory_stderr=t_se,
     )
 
 

@@ -1,11 +1,12 @@
-r"""The paper's synthetic networks (Sections 2 and 3.1), without torch.
+r"""The paper's networks (Sections 2, 3.1 and 3.2), without torch.
 
 `paper_network` builds the stacks of single-channel convolutions of Fig. 1 and Section
 3.1 (uniform, random, random + ReLU, strided or dilated layers, residual blocks);
 `REPLACED` are the layers made strided or dilated in the Section 3.1 comparison, and
-`replaced_network` builds its three networks. `paper_network` is re-exported by
-`erftheory.torch.batched` and `erftheory.torch`; ``erftheory reproduce`` builds every
-network of its experiments here.
+`replaced_network` builds its three networks. `resnet_network` is the classification
+ResNet of Section 3.2 (17 residual blocks, no pooling or downsampling). `paper_network`
+is re-exported by `erftheory.torch.batched` and `erftheory.torch`; ``erftheory
+reproduce`` builds every network of its experiments here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._errors import ERFValueError
-from .layers import Activation, Conv, Dropout, Layer, ReLU, Residual, Sigmoid, Tanh
+from .layers import Activation, BatchNorm, Conv, Dropout, Layer, ReLU, Residual, Sigmoid, Tanh
 from .network import Network
 
-__all__ = ["REPLACED", "REPLACED_DILATIONS", "REPLACEMENTS", "paper_network", "replaced_network"]
+__all__ = [
+    "PAPER_RESNET_RF",
+    "REPLACED",
+    "REPLACED_DILATIONS",
+    "REPLACEMENTS",
+    "RESNET_BLOCKS",
+    "paper_network",
+    "replaced_network",
+    "resnet_network",
+]
 
 REPLACED: tuple[int, ...] = (3, 7, 11)
 """The layers (0-based) made strided or dilated in the Section 3.1 comparison: the 4th,
@@ -30,6 +40,15 @@ REPLACED_DILATIONS: tuple[int, ...] = (2, 4, 8)
 
 REPLACEMENTS: tuple[str, ...] = ("dense", "stride", "dilation")
 """The variants of the Section 3.1 comparison (`replaced_network`)."""
+
+RESNET_BLOCKS = 17
+"""Residual blocks of the Section 3.2 classification ResNet ("a ResNet with 17 residual
+blocks", CIFAR-10, "we did not use pooling or downsampling")."""
+
+PAPER_RESNET_RF = 74
+"""The theoretical RF the paper states for that ResNet ("actually 74×74"). A stack of
+stride-1 convolutions of odd size with 'same' padding has an odd RF, so no such network
+has 74; `resnet_network` has 71 (35 convolutions of 3×3)."""
 
 _ACTIVATIONS: dict[str, Callable[[], Layer]] = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
@@ -168,3 +187,72 @@ def replaced_network(depth: int = 15, how: str = "stride") -> Network:
     if how == "dense":
         return paper_network(depth)
     raise ERFValueError(f"how must be one of {', '.join(REPLACEMENTS)}, got {how!r}")
+
+
+def resnet_network(
+    blocks: int = RESNET_BLOCKS,
+    *,
+    kernel_size: int = 3,
+    batchnorm: Sequence[Any] | None = None,
+) -> Network:
+    r"""Section 3.2's classification ResNet: a stem convolution and pre-activation residual blocks.
+
+    The paper trains "a ResNet with 17 residual blocks" on CIFAR-10 and states: "in this
+    experiment we did not use pooling or downsampling, and exclusively focus on
+    architectures with skip-connections". It gives no layer list. This network is the
+    identity-mapping ResNet of its reference [8]: a ``kernel_size`` convolution (the
+    stem), then ``blocks`` residual blocks
+
+    $$x \mapsto x + \mathrm{Conv}(\mathrm{ReLU}(\mathrm{BN}(\mathrm{Conv}(\mathrm{ReLU}(
+    \mathrm{BN}(x))))))$$
+
+    with identity shortcuts, every convolution of stride 1 with 'same' padding. Its RF is
+    $(2\,\text{blocks} + 1)(k - 1) + 1$ per axis: 71 for 17 blocks of 3×3, against the
+    paper's 74 (`PAPER_RESNET_RF`), which no stack of odd stride-1 kernels reaches; the
+    final normalisation, pooling and classifier of a full model (the head) do not change
+    it. For the expected squared gradient build the variances with
+    `erftheory.initializations.variance_network` (``"he"``); a `BatchNorm` is its
+    evaluation-mode gradient, the fixed factor ``scale``.
+
+    Args:
+        blocks: the number of residual blocks (at least 1).
+        kernel_size: taps per axis of every convolution (odd, at least 1).
+        batchnorm: the ``scale`` of every `BatchNorm`, ``2 * blocks`` values in order
+            (block by block, the one at the branch's input first); None: all 1, the
+            evaluation-mode gradient of a freshly initialised ``nn.BatchNorm2d`` up to
+            its $1/\sqrt{1 + \epsilon}$.
+
+    Raises:
+        ERFValueError: ``blocks`` or ``kernel_size`` not a positive int, an even
+            ``kernel_size``, or ``batchnorm`` of the wrong length or with a bad scale.
+
+    Example:
+        >>> resnet_network(1)
+        Network([Conv(3), Residual(BatchNorm(), ReLU(), Conv(3), BatchNorm(), ReLU(), Conv(3))])
+        >>> resnet_network().receptive_field.size, PAPER_RESNET_RF
+        ((71, 71), 74)
+        >>> from erftheory.initializations import variance_network
+        >>> [round(s, 4) for s in variance_network(resnet_network()).std("expected_square")]
+        [3.4641, 3.4641]
+    """
+    if isinstance(blocks, bool) or not isinstance(blocks, numbers.Integral) or blocks < 1:
+        raise ERFValueError(f"blocks must be a positive int, got {blocks!r}")
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral):
+        raise ERFValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ERFValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    n = int(blocks)
+    if batchnorm is None:
+        norms = [BatchNorm() for _ in range(2 * n)]
+    else:
+        values = list(batchnorm)
+        if len(values) != 2 * n:
+            raise ERFValueError(
+                f"batchnorm must give {2 * n} scales (two per block), got {len(values)}"
+            )
+        norms = [BatchNorm(v) for v in values]
+    k = int(kernel_size)
+    layers: list[Layer] = [Conv(k)]
+    for b in range(n):
+        layers.append(Residual(norms[2 * b], ReLU(), Conv(k), norms[2 * b + 1], ReLU(), Conv(k)))
+    return Network(layers, ndim=2)

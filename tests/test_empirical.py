@@ -477,6 +477,10 @@ def test_all_reduce_over_two_processes(tmp_path: Path) -> None:
         np.testing.assert_allclose(comb.map, merged.map, rtol=0, atol=1e-12 * peak)
         np.testing.assert_allclose(comb.stderr, merged.stderr, rtol=0, atol=1e-12 * peak)
         np.testing.assert_allclose(comb.normalized()[1], merged.normalized()[1], rtol=1e-9)
+        # the summary features travel too: the measures' standard errors agree
+        a, b = comb.moments(), merged.moments()
+        np.testing.assert_allclose(a.mean_stderr, b.mean_stderr, rtol=1e-9)
+        np.testing.assert_allclose(a.covariance_stderr, b.covariance_stderr, rtol=1e-9)
     np.testing.assert_array_equal(comb0.map, comb1.map)
 
 
@@ -605,7 +609,9 @@ def test_huge_inputs_and_batches_are_refused_before_allocating() -> None:
         assert erf.count == fit
         x = torch.zeros(100, 1, 10_000, dtype=F64)
         with pytest.raises(SizeLimitError, match="a batch of 64 inputs"):
-            empirical_erf(model, inputs=x)
+            empirical_erf(model, inputs=x, batch_size=64)
+        # batch_size="auto" (the default for tensors) picks batches that fit the limit
+        assert empirical_erf(model, inputs=x).count == 100
         with pytest.raises(SizeLimitError, match="input batch 1 of shape"):
             empirical_erf(model, inputs=[x[:2], x])
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +25,7 @@ from erftheory.reproduce import QUICK, measure, reproduce
 
 FIGURES = [
     "fig1_depth.png",
+    "fig1_sections.png",
     "fig1_activations.png",
     "fig2_size_ratio.png",
     "fig_subsampling_dilation.png",
@@ -41,10 +42,15 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
 
 
 def test_every_figure_and_table_is_written(quick: tuple[Path, dict[str, Any]]) -> None:
+    from erftheory.torch.reproduce import MAX_PIXELS
+
     out, results = quick
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(FIGURES)
     for name in FIGURES:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, name
+        width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+        assert 500 <= width <= MAX_PIXELS[0] and 300 <= height <= MAX_PIXELS[1], name
     md = (out / "results.md").read_text()
     assert "| slope (log–log) | theory (exact) | experiment | paper | n → ∞ |" in md
     assert results["quick"] is True and results["seed"] == 3
@@ -104,7 +110,9 @@ def test_measurements_are_reported_as_numbers(quick: tuple[Path, dict[str, Any]]
         assert r["experiment_std"] > 0 and math.isfinite(r["experiment_std"])
     he, low = results["init"]
     assert low["theory_std"] > he["theory_std"]  # Section 4: centre-low widens the ERF
-    assert 0 <= results["training"]["test_accuracy"] <= 1
+    accuracy = results["training"]["test_accuracy"]
+    assert all(0 <= a <= 1 for a in accuracy["per_seed"])
+    assert accuracy["mean"] == pytest.approx(np.mean(accuracy["per_seed"]), abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -177,23 +185,25 @@ def test_measurements_are_reproducible_bit_for_bit() -> None:
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_training_is_reproducible_and_leaves_the_global_generator(tmp_path: Path) -> None:
-    from erftheory.reproduce import _public, _training
+def test_section_3_2_is_the_papers_resnet_on_32x32(quick: tuple[Path, dict[str, Any]]) -> None:
+    from erftheory.paper import resnet_network
+    from erftheory.reproduce import Config
 
-    cfg = dataclasses.replace(QUICK, train_epochs=1)
-    state = torch.get_rng_state()
-    torch.manual_seed(123)  # whatever the global state, the results are the seed's
-    first = _training(cfg, tmp_path, 4, "cpu")
-    torch.manual_seed(456)
-    second = _training(cfg, tmp_path, 4, "cpu")
-    torch.set_rng_state(state)
-    assert json.dumps(_public(first), sort_keys=True) == json.dumps(_public(second), sort_keys=True)
-    for a, b in zip(first["rows"], second["rows"], strict=True):  # the maps, bit for bit
-        assert np.array_equal(a["_experiment"], b["_experiment"])
-        assert np.array_equal(a["_stderr"], b["_stderr"])
-    generator_state = torch.get_rng_state()
-    _training(cfg, tmp_path, 5, "cpu")
-    assert torch.equal(torch.get_rng_state(), generator_state)
+    _, results = quick
+    t = results["training"]
+    assert t["blocks"] == QUICK.train_blocks and t["input_size"] == [32, 32]
+    assert t["rf_size"] == resnet_network(QUICK.train_blocks).receptive_field.size[0]
+    assert Config().train_blocks == 17 and t["paper_rf_size"] == 74
+    assert t["seeds"] == QUICK.train_seeds >= 2 and t["erf_images"] == QUICK.erf_images
+    for key in ("init", "before", "after"):
+        std = t["erf"][key]["std"]
+        assert len(std["per_seed"]) == t["seeds"] and std["stderr"] > 0
+    assert t["change"]["std"]["verdict"] in ("grows", "shrinks", "no significant change")
+    assert t["gpu_seconds"] == "not measured"  # the fixture runs on the CPU
+    for row in t["rows"]:  # the theory at initialisation, within 3 standard errors
+        assert abs(row["std_z"]) < 3 and row["total_variation"] < 0.25, row["label"]
+    md = (quick[0] / "results.md").read_text()
+    assert "## Section 3.2: the ERF before and after training" in md and t["verdict"] in md
 
 
 def test_the_experiments_networks_are_the_papers() -> None:

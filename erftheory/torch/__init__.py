@@ -8,9 +8,13 @@ it, only ``import erftheory.torch`` does.
   pass (channel groups), and their input gradients (Section 3).
 - `empirical_erf`: the measured ERF of any torch model (Section 3): signed mean, mean
   square, mean absolute value or ReLU of the gradient, over random inputs, a tensor or a
-  DataLoader, with standard errors, NaN counting and `torch.distributed` reduction.
-- `compare`: theory against measurement (z-scores, total variation, variance ratio, a
-  verdict at a stated confidence level).
+  DataLoader, with standard errors, NaN counting and `torch.distributed` reduction;
+  its result `EmpiricalERF` has moments, a 2-D Gaussian fit, radial mass and mass-share
+  squares with delta-method standard errors (`Moments`, `GaussianFit`, `RadialMass`,
+  `MassShare`), and a plot.
+- `compare`: theory against measurement, or two measurements against each other, each
+  with its own standard errors (z-scores, total variation, variance ratio, a verdict at
+  a stated confidence level).
 - `paper_network`: the synthetic networks of Sections 3.1 and 2.5.
 - Initialisations: `he_`, `xavier_`, `ones_`, `centre_low_` (Section 4) and their exact
   per-tap variance kernels, `variance_network` for the theory of a random network.
@@ -31,7 +35,7 @@ from __future__ import annotations
 from .batched import BatchedNetworks, batched_input_gradients, paper_network
 from .build import NetworkModule, to_torch
 from .compare import Comparison, compare, total_variation
-from .empirical import EmpiricalERF, empirical_erf
+from .empirical import EmpiricalERF, empirical_erf, suggest_batch_size
 from .init import (
     centre_low_,
     centre_low_variances,
@@ -42,12 +46,19 @@ from .init import (
     xavier_,
     xavier_variances,
 )
+from .map_measures import GaussianFit, MassShare, Moments, RadialMass
+from .result import ORIGIN_SOURCES
 
 __all__ = [
+    "ORIGIN_SOURCES",
     "BatchedNetworks",
     "Comparison",
     "EmpiricalERF",
+    "GaussianFit",
+    "MassShare",
+    "Moments",
     "NetworkModule",
+    "RadialMass",
     "batched_input_gradients",
     "centre_low_",
     "centre_low_variances",
@@ -57,6 +68,7 @@ __all__ = [
     "he_variances",
     "ones_",
     "paper_network",
+    "suggest_batch_size",
     "to_torch",
     "total_variation",
     "variance_network",

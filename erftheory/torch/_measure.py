@@ -24,14 +24,24 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from ._guard import describe_model, is_out_of_memory, one_line, wrap_exception
 
-__all__ = ["CentreRule", "centre_gradient", "per_axis", "sample_maps"]
+__all__ = [
+    "CentreRule",
+    "SavedBytes",
+    "centre_gradient",
+    "frozen_parameters",
+    "per_axis",
+    "record_saved_bytes",
+    "sample_maps",
+]
 
 CentreRule = Callable[[torch.Tensor, torch.Tensor], Sequence[int]]
 """``rule(x, y) -> unit``: the output unit, chosen once the output ``y`` of ``x`` is known."""
@@ -49,6 +59,98 @@ def per_axis(value: Any) -> tuple[int, ...]:
     return (int(value),)
 
 
+@contextlib.contextmanager
+def frozen_parameters(model: Any) -> Iterator[None]:
+    """Parameters of ``model`` (an ``nn.Module``) stop requiring gradients, then are restored.
+
+    Only the input gradient is wanted, so autograd needs no weight-gradient edges: the
+    graph is smaller and no ``AccumulateGrad`` node exists. Anything that is not a module
+    is left alone.
+
+    Example:
+        >>> lin = nn.Linear(2, 2)
+        >>> with frozen_parameters(lin):
+        ...     print(lin.weight.requires_grad)
+        False
+        >>> lin.weight.requires_grad
+        True
+    """
+    frozen: list[torch.Tensor] = []
+    if isinstance(model, nn.Module):
+        seen: set[int] = set()
+        for p in model.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                frozen.append(p)
+    try:
+        for t in frozen:
+            t.requires_grad_(False)
+        yield
+    finally:
+        for t in frozen:
+            t.requires_grad_(True)
+
+
+class SavedBytes:
+    """What `record_saved_bytes` counted: bytes of the distinct storages saved for backward."""
+
+    def __init__(self, skip: set[tuple[str, int]] | None = None) -> None:
+        self.bytes = 0
+        self._seen: set[tuple[str, int]] = set(skip or ())
+
+    def add(self, t: torch.Tensor) -> None:
+        try:
+            key = _storage_key(t)
+            size = int(t.untyped_storage().nbytes())
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - sparse, meta
+            key, size = (str(t.device), id(t)), int(t.numel() * t.element_size())
+        if key not in self._seen:
+            self._seen.add(key)
+            self.bytes += size
+
+
+def _storage_key(t: torch.Tensor) -> tuple[str, int]:
+    return (str(t.device), int(t.untyped_storage().data_ptr()))
+
+
+@contextlib.contextmanager
+def record_saved_bytes(model: Any = None) -> Iterator[SavedBytes]:
+    """Count the bytes autograd saves for the backward pass of what runs inside.
+
+    Every tensor a forward pass saves for its backward goes through a pack hook; their
+    distinct storages are what one batch keeps alive between the forward and the
+    backward pass (on any device), the bulk of its memory. The parameters and buffers
+    of ``model`` (an ``nn.Module``), which do not grow with the batch, are not counted.
+
+    Example:
+        >>> x = torch.ones(1000, requires_grad=True)
+        >>> with record_saved_bytes() as saved:
+        ...     y = (x * x).sum()
+        >>> saved.bytes   # x, saved once for both factors of the product
+        4000
+        >>> conv = nn.Conv1d(1, 1, 3)
+        >>> with record_saved_bytes(conv) as saved:
+        ...     y = conv(x.reshape(1, 1, 1000))
+        >>> saved.bytes   # the input, not the weight
+        4000
+    """
+    skip: set[tuple[str, int]] = set()
+    if isinstance(model, nn.Module):
+        for t in [*model.parameters(), *model.buffers()]:
+            try:
+                skip.add(_storage_key(t))
+            except (RuntimeError, NotImplementedError):  # pragma: no cover - meta, sparse
+                pass
+    saved = SavedBytes(skip)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.add(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield saved
+
+
 def centre_gradient(
     model: Callable[[torch.Tensor], Any],
     x: torch.Tensor,
@@ -57,6 +159,7 @@ def centre_gradient(
     channels: slice = slice(None),
     memory_format: torch.memory_format | None = None,
     where: str | None = None,
+    shown: Any = None,
 ) -> torch.Tensor:
     r"""Every sample's input gradient of its centre output unit, in one backward pass.
 
@@ -67,7 +170,9 @@ def centre_gradient(
     $$g_k(c, x) = \sum_{c'} \frac{\partial y^{(k)}_{c'}(o)}{\partial x^{(k)}_c(x)}.$$
 
     Gradients are enabled while the model runs (also inside ``torch.no_grad()``); the
-    model's parameters get no ``.grad``.
+    model's parameters get no ``.grad``: while it runs they do not require gradients at
+    all (`frozen_parameters`, restored afterwards), so autograd builds no weight-gradient
+    edges.
 
     Args:
         model: the model (any callable from a tensor to a tensor).
@@ -85,12 +190,15 @@ def centre_gradient(
             caller's memory message) becomes an `erftheory.ERFTypeError` (for a
             ``TypeError``) or `erftheory.ERFValueError` that names the model and
             ``where``, with the original chained.
+        shown: the object whose type names the model in those messages, and whose
+            parameters are frozen (default: ``model``; for a wrapper of a module).
 
     Returns:
         The gradient, detached, of the shape of ``x``: zeros where the selected
         outputs do not depend on the input.
     """
-    with torch.enable_grad():
+    shown = model if shown is None else shown
+    with torch.enable_grad(), frozen_parameters(shown), frozen_parameters(model):
         x = x.detach()
         if memory_format is not None:
             x = x.contiguous(memory_format=memory_format)
@@ -100,7 +208,7 @@ def centre_gradient(
         except Exception as e:
             if where is None or is_out_of_memory(e):
                 raise
-            raise wrap_exception(e, f"{describe_model(model)} raised {where}: {one_line(e)}") from e
+            raise wrap_exception(e, f"{describe_model(shown)} raised {where}: {one_line(e)}") from e
         if centre is None:
             unit: tuple[int, ...] = tuple((int(n) - 1) // 2 for n in y.shape[2:])
         elif callable(centre):
@@ -116,7 +224,7 @@ def centre_gradient(
                 if where is None or is_out_of_memory(e):
                     raise
                 raise wrap_exception(
-                    e, f"the backward pass of {describe_model(model)} failed {where}: {one_line(e)}"
+                    e, f"the backward pass of {describe_model(shown)} failed {where}: {one_line(e)}"
                 ) from e
     return torch.zeros_like(x) if g is None else g.detach()
 

@@ -49,6 +49,25 @@ gradient only if no layer couples the samples of a batch. `empirical_erf` theref
 the model in ``eval()`` mode (batch normalisation uses its running statistics, dropout
 is off), warns when it finds batch normalisation in training mode, and restores every
 module's mode afterwards.
+
+Measures of the result (`EmpiricalERF`): `EmpiricalERF.moments` (mean and covariance
+per axis), `EmpiricalERF.gaussian` (centre, principal widths, orientation; by moments or
+least squares), `EmpiricalERF.radial_mass` (the share within radius $r$ of the
+origin), `EmpiricalERF.mass_shares` (the squares holding 20, 30, 50 and 99 % of the
+map), each with a delta-method standard error from the per-sample spread of summary
+features accumulated with the map, and `EmpiricalERF.plot`. `EmpiricalERF.from_samples`
+builds a result from per-sample maps measured elsewhere.
+
+Speed: the parameters stop requiring gradients while the model runs (only the input is
+differentiated), 4-D float32 inputs go channels-last, batch norm is folded into the
+preceding convolutions (``fuse_batchnorm``), tensor inputs are cut into batches sized
+from memory (``batch_size="auto"``), and the sums stay on the device with masks instead
+of per-batch host synchronisation. None of this changes the result beyond rounding.
+
+A subtlety of vision transformers: when the output ends in a ``LayerNorm`` with unit
+weights (a randomly initialised timm ViT), the sum over channels of a token is constant,
+so seeding all of its channels gives a zero gradient up to rounding (for OpenERF's mean
+over channels too); use trained weights or seed chosen channels.
 """
 
 from __future__ import annotations
@@ -56,13 +75,12 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -80,466 +98,47 @@ from ._guard import (
     seeded_global_rng,
     wrap_exception,
 )
-from ._measure import centre_gradient, per_axis, sample_maps
+from ._measure import centre_gradient, per_axis, record_saved_bytes, sample_maps
+from ._tokens import OUTPUT_LAYOUTS, TokenOptions, Tokens, View, patch_embed, prefix_attr
+from .map_measures import MAX_FEATURES, GaussianFit, MassShare, Moments, RadialMass
+from .result import (
+    CHANNEL_REDUCTIONS,
+    ORIGIN_SOURCES,
+    STATISTICS,
+    Accumulator,
+    ChannelReduce,
+    EmpiricalERF,
+    Statistic,
+    What,
+)
 
 __all__ = [
+    "AUTO_BATCH_BYTES_CPU",
+    "AUTO_BATCH_CPU",
+    "AUTO_BATCH_GPU",
     "CHANNEL_REDUCTIONS",
+    "MAX_FEATURES",
+    "ORIGIN_SOURCES",
     "STATISTICS",
     "ChannelReduce",
     "EmpiricalERF",
+    "GaussianFit",
+    "MassShare",
+    "Moments",
+    "RadialMass",
     "Statistic",
     "empirical_erf",
+    "suggest_batch_size",
 ]
 
-Statistic = Literal["mean", "mean_square", "mean_abs", "relu"]
-STATISTICS: tuple[str, ...] = ("mean", "mean_square", "mean_abs", "relu")
-ChannelReduce = Literal["sum", "sum_after"]
-CHANNEL_REDUCTIONS: tuple[str, ...] = ("sum", "sum_after")
 
 PROGRESS_MIN_BATCHES = 200
 """With ``progress=None`` a bar is shown from this many backward passes on (and a tty)."""
 
 _DEFAULT_BATCH = 32  # random inputs through one fixed model
-_DEFAULT_CHUNK = 64  # a given tensor is cut into batches of this many samples
 
 ModelFactory = Callable[[int, torch.Generator], nn.Module]
-
-
-# --------------------------------------------------------------------------- result
-class _What(NamedTuple):
-    """What an `EmpiricalERF` measured; results merge only when this agrees."""
-
-    statistic: str
-    channel_reduce: str
-    centre: tuple[int, ...]
-    origin: tuple[int, ...]
-
-
-class _Sums(NamedTuple):
-    """The shifted accumulators of an `EmpiricalERF` (see its documentation)."""
-
-    shift: np.ndarray
-    sum: np.ndarray
-    sum_sq: np.ndarray
-    cross_sum: np.ndarray
-    total_shift: float
-    total_sum: float
-    total_sum_sq: float
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class EmpiricalERF:
-    r"""An ERF measured by back-propagation, with the sums that produced it.
-
-    The accumulators are *shifted* sums, so that deterministic pixels (the gradient of a
-    linear network with fixed weights) get a standard error of exactly 0 and nothing
-    cancels catastrophically: with $q_k$ the per-sample maps and $S$ a per-pixel shift,
-
-    $$\texttt{sum} = \sum_k (q_k - S), \qquad \texttt{sum\_sq} = \sum_k (q_k - S)^2,$$
-
-    and likewise for the per-sample total $T_k = \sum_x q_k(x)$ (shift $S_T$), with the
-    cross sums $\sum_k (q_k - S)(T_k - S_T)$ that give the standard error of the
-    normalised map. The raw sums are ``count * shift + sum`` and so on; `merge` and
-    `all_reduce` re-shift before adding, so results combine exactly as if all samples
-    had been accumulated in one place.
-
-    Attributes:
-        map: the ERF $\bar q(x)$, float64, the spatial shape of the input (NaN where
-            ``count == 0``).
-        stderr: standard error of the mean per pixel, $s(x)/\sqrt N$ with the sample
-            standard deviation $s$ (NaN when ``count < 2``). For a factory of networks
-            with several inputs per network the unit is the network (see
-            `empirical_erf`).
-        count: $N$, the number of samples aggregated.
-        nonfinite: the number of samples whose gradient (or statistic) held a NaN or
-            an infinity; they are counted here and left out of everything else.
-        statistic: ``"mean"``, ``"mean_square"``, ``"mean_abs"`` or ``"relu"``.
-        channel_reduce: ``"sum"`` or ``"sum_after"``.
-        centre: the output unit whose gradient was propagated (index per output axis).
-        origin: the input pixel under the centre of that unit's receptive field (index
-            per axis), the ``origin`` that `erftheory.measures` takes; exact when the
-            `Network` is known, an estimate otherwise (see `empirical_erf`).
-        shift, sum, sum_sq: the per-pixel shift and shifted sums (float64 arrays).
-        total_shift, total_sum, total_sum_sq: the same for the per-sample total $T_k$.
-        cross_sum: $\sum_k (q_k - S)(T_k - S_T)$ per pixel.
-    """
-
-    map: np.ndarray
-    stderr: np.ndarray
-    count: int
-    nonfinite: int
-    statistic: str
-    channel_reduce: str
-    centre: tuple[int, ...]
-    origin: tuple[int, ...]
-    shift: np.ndarray
-    sum: np.ndarray
-    sum_sq: np.ndarray
-    total_shift: float
-    total_sum: float
-    total_sum_sq: float
-    cross_sum: np.ndarray
-
-    # ------------------------------------------------------------ construction
-    @classmethod
-    def from_sums(
-        cls,
-        *,
-        count: int,
-        nonfinite: int,
-        statistic: str,
-        channel_reduce: str,
-        centre: Sequence[int],
-        origin: Sequence[int],
-        shift: np.ndarray,
-        sum: np.ndarray,
-        sum_sq: np.ndarray,
-        total_shift: float,
-        total_sum: float,
-        total_sum_sq: float,
-        cross_sum: np.ndarray,
-    ) -> EmpiricalERF:
-        r"""Build a result from (shifted) accumulators; ``map`` and ``stderr`` follow.
-
-        With $N$ samples, $\bar q = S + \texttt{sum}/N$ and the sample variance is
-        $(\texttt{sum\_sq} - \texttt{sum}^2/N)/(N-1)$, clipped at 0.
-
-        Example:
-            >>> import numpy as np
-            >>> erf = EmpiricalERF.from_sums(
-            ...     count=4, nonfinite=0, statistic="mean", channel_reduce="sum",
-            ...     centre=(0,), origin=(1,), shift=np.zeros(3), sum=np.array([0.0, 4.0, 2.0]),
-            ...     sum_sq=np.array([0.0, 4.0, 2.0]), total_shift=0.0, total_sum=6.0,
-            ...     total_sum_sq=10.0, cross_sum=np.array([0.0, 4.0, 2.0]))
-            >>> erf.map, erf.stderr
-            (array([0. , 1. , 0.5]), array([0.  , 0.  , 0.288...]))
-        """
-        what = _What(statistic, channel_reduce, tuple(centre), tuple(origin))
-        sums = _Sums(shift, sum, sum_sq, cross_sum, total_shift, total_sum, total_sum_sq)
-        return cls._build(what, count, nonfinite, sums)
-
-    @classmethod
-    def _build(cls, what: _What, count: int, nonfinite: int, sums: _Sums) -> EmpiricalERF:
-        """The one construction site: checks, ``map`` and ``stderr`` (see `from_sums`)."""
-        statistic, channel_reduce = what.statistic, what.channel_reduce
-        if statistic not in STATISTICS:
-            raise ERFValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
-        if channel_reduce not in CHANNEL_REDUCTIONS:
-            raise ERFValueError(
-                f"channel_reduce must be one of {CHANNEL_REDUCTIONS}, got {channel_reduce!r}"
-            )
-        maps = (sums.shift, sums.sum, sums.sum_sq, sums.cross_sum)
-        arrays = [np.array(a, dtype=np.float64) for a in maps]
-        if len({a.shape for a in arrays}) != 1:
-            raise ERFValueError(
-                f"shift, sum, sum_sq and cross_sum must have one shape, got "
-                f"{[a.shape for a in arrays]}"
-            )
-        shift_a, sum_a, sq_a, cross_a = arrays
-        n = int(count)
-        if n < 0 or int(nonfinite) < 0:
-            raise ERFValueError(f"count and nonfinite must be >= 0, got {count!r}, {nonfinite!r}")
-        if n == 0:
-            mean = np.full(shift_a.shape, np.nan)
-        else:
-            mean = shift_a + sum_a / n
-        if n < 2:
-            stderr = np.full(shift_a.shape, np.nan)
-        else:
-            var = np.maximum(sq_a - sum_a * sum_a / n, 0.0) / (n - 1)
-            stderr = np.sqrt(var / n)
-        for a in (mean, stderr, *arrays):
-            a.setflags(write=False)
-        return cls(
-            map=mean,
-            stderr=stderr,
-            count=n,
-            nonfinite=int(nonfinite),
-            statistic=statistic,
-            channel_reduce=channel_reduce,
-            centre=tuple(int(c) for c in what.centre),
-            origin=tuple(int(o) for o in what.origin),
-            shift=shift_a,
-            sum=sum_a,
-            sum_sq=sq_a,
-            total_shift=float(sums.total_shift),
-            total_sum=float(sums.total_sum),
-            total_sum_sq=float(sums.total_sum_sq),
-            cross_sum=cross_a,
-        )
-
-    # ------------------------------------------------------------ views
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The spatial shape of the map (the input's)."""
-        return tuple(self.map.shape)
-
-    @property
-    def ndim(self) -> int:
-        """The number of spatial axes."""
-        return self.map.ndim
-
-    def normalized(self) -> tuple[np.ndarray, np.ndarray]:
-        r"""The map divided by its sum, and the standard error of that ratio.
-
-        The total $M = \sum_x \bar q(x)$ is itself random, so the standard error of
-        $p(x) = \bar q(x)/M$ comes from the delta method with the per-sample totals
-        $T_k$:
-
-        $$\operatorname{Var} p(x) \approx \frac{\operatorname{Var} q(x)
-        - 2 p(x) \operatorname{Cov}(q(x), T) + p(x)^2 \operatorname{Var} T}{N M^2}.$$
-
-        Returns:
-            ``(p, stderr_p)``, float64 arrays of the map's shape.
-
-        Raises:
-            ERFValueError: nothing was aggregated or the map sums to 0.
-
-        Example:
-            >>> import numpy as np
-            >>> erf = EmpiricalERF.from_sums(
-            ...     count=2, nonfinite=0, statistic="mean", channel_reduce="sum", centre=(0,),
-            ...     origin=(0,), shift=np.array([1.0, 3.0]), sum=np.zeros(2), sum_sq=np.zeros(2),
-            ...     total_shift=4.0, total_sum=0.0, total_sum_sq=0.0, cross_sum=np.zeros(2))
-            >>> erf.normalized()
-            (array([0.25, 0.75]), array([0., 0.]))
-        """
-        n = self.count
-        if n == 0:
-            raise ERFValueError("no sample was aggregated (count == 0); there is no map")
-        total = float(self.map.sum())
-        if total == 0 or not math.isfinite(total):
-            raise ERFValueError(f"the map sums to {total!r}; it cannot be normalised")
-        p = self.map / total
-        if n < 2:
-            return p, np.full(p.shape, np.nan)
-        var_q = np.maximum(self.sum_sq - self.sum * self.sum / n, 0.0) / (n - 1)
-        cov = (self.cross_sum - self.sum * self.total_sum / n) / (n - 1)
-        var_t = max(self.total_sum_sq - self.total_sum**2 / n, 0.0) / (n - 1)
-        var_p = np.maximum(var_q - 2.0 * p * cov + p * p * var_t, 0.0) / (n * total * total)
-        return p, np.sqrt(var_p)
-
-    # ------------------------------------------------------------ combination
-    def _check_compatible(self, other: EmpiricalERF) -> None:
-        if not isinstance(other, EmpiricalERF):
-            raise ERFTypeError(f"can only merge an EmpiricalERF, got {type(other).__name__}")
-        for name in ("statistic", "channel_reduce", "centre", "origin", "shape"):
-            a, b = getattr(self, name), getattr(other, name)
-            if a != b:
-                raise ERFValueError(f"cannot merge ERFs with different {name}: {a!r} and {b!r}")
-
-    @property
-    def _what(self) -> _What:
-        return _What(self.statistic, self.channel_reduce, self.centre, self.origin)
-
-    def _shifted(self, shift: np.ndarray, total_shift: float) -> _Sums:
-        """The accumulators re-expressed about another shift (exact algebra, float64)."""
-        n = float(self.count)
-        d = self.shift - shift
-        e = self.total_shift - total_shift
-        s = self.sum + n * d
-        s2 = self.sum_sq + 2.0 * d * self.sum + n * d * d
-        ts = self.total_sum + n * e
-        ts2 = self.total_sum_sq + 2.0 * e * self.total_sum + n * e * e
-        cross = self.cross_sum + e * self.sum + d * self.total_sum + n * d * e
-        return _Sums(shift, s, s2, cross, total_shift, ts, ts2)
-
-    def _min_shift(self) -> tuple[np.ndarray, float]:
-        """Shifts for the MIN reduction: $+\\infty$ where nothing was aggregated."""
-        if self.count == 0:
-            return np.full(self.shift.shape, np.inf), math.inf
-        return self.shift, self.total_shift
-
-    def merge(self, other: EmpiricalERF) -> EmpiricalERF:
-        """The ERF of both sets of samples together (as if accumulated in one run).
-
-        Both must share statistic, channel reduction, centre, origin and shape.
-
-        Example:
-            >>> import numpy as np
-            >>> def one(v):
-            ...     return EmpiricalERF.from_sums(
-            ...         count=1, nonfinite=0, statistic="mean", channel_reduce="sum",
-            ...         centre=(0,), origin=(0,), shift=np.array([v]), sum=np.zeros(1),
-            ...         sum_sq=np.zeros(1), total_shift=v, total_sum=0.0, total_sum_sq=0.0,
-            ...         cross_sum=np.zeros(1))
-            >>> both = one(1.0).merge(one(3.0))
-            >>> both.count, both.map, both.stderr
-            (2, array([2.]), array([1.]))
-        """
-        self._check_compatible(other)
-        sa, ta = self._min_shift()
-        sb, tb = other._min_shift()
-        shift = np.minimum(sa, sb)
-        total_shift = min(ta, tb)
-        if not math.isfinite(total_shift):  # neither has samples
-            shift, total_shift = np.zeros(self.shift.shape), 0.0
-        a = self._shifted(shift, total_shift)
-        b = other._shifted(shift, total_shift)
-        sums = _Sums(
-            shift,
-            a.sum + b.sum,
-            a.sum_sq + b.sum_sq,
-            a.cross_sum + b.cross_sum,
-            total_shift,
-            a.total_sum + b.total_sum,
-            a.total_sum_sq + b.total_sum_sq,
-        )
-        count, nonfinite = self.count + other.count, self.nonfinite + other.nonfinite
-        return EmpiricalERF._build(self._what, count, nonfinite, sums)
-
-    def all_reduce(self, group: Any = None) -> EmpiricalERF:
-        """Combine the results of all processes of a ``torch.distributed`` group.
-
-        Every rank of ``group`` must call it (it is a collective). The accumulators are
-        added with ``all_reduce(SUM)`` after the ranks agree on a common shift
-        (``all_reduce(MIN)``), so every rank gets the same result, equal to `merge`-ing
-        the ranks' results in one process up to float rounding. Tensors travel on the
-        CPU, or on the current CUDA device with the ``nccl`` backend. ``self`` is not
-        changed; the combined result is returned.
-
-        Raises:
-            ERFValueError: ``torch.distributed`` is unavailable or not initialised, or
-                the ranks measured different things (shape, statistic, centre, origin).
-
-        Example:
-            >>> import numpy as np
-            >>> import torch.distributed as dist
-            >>> erf = EmpiricalERF.from_sums(
-            ...     count=1, nonfinite=0, statistic="mean", channel_reduce="sum", centre=(0,),
-            ...     origin=(0,), shift=np.zeros(1), sum=np.zeros(1), sum_sq=np.zeros(1),
-            ...     total_shift=0.0, total_sum=0.0, total_sum_sq=0.0, cross_sum=np.zeros(1))
-            >>> if not dist.is_initialized():
-            ...     try:
-            ...         erf.all_reduce()
-            ...     except Exception as e:
-            ...         print(type(e).__name__)
-            ERFValueError
-        """
-        import torch.distributed as dist
-
-        if not dist.is_available() or not dist.is_initialized():
-            raise ERFValueError(
-                "all_reduce needs an initialised torch.distributed process group "
-                "(torch.distributed.init_process_group)"
-            )
-        backend = str(dist.get_backend(group))
-        dev = (
-            torch.device("cuda", torch.cuda.current_device())
-            if backend == "nccl"
-            else torch.device("cpu")
-        )
-
-        def reduce(values: np.ndarray, op: Any) -> np.ndarray:
-            t = torch.as_tensor(np.ascontiguousarray(values, dtype=np.float64), device=dev)
-            dist.all_reduce(t, op=op, group=group)
-            return np.asarray(t.cpu().numpy(), dtype=np.float64)
-
-        # Same thing measured everywhere? (min == max of a fixed-length descriptor)
-        desc = self._descriptor()
-        lo = reduce(desc, dist.ReduceOp.MIN)
-        hi = reduce(desc, dist.ReduceOp.MAX)
-        if not np.array_equal(lo, hi):
-            raise ERFValueError(
-                "the ranks measured different ERFs (shape, statistic, channel reduction, "
-                "centre or origin differ); all_reduce needs the same measurement everywhere"
-            )
-        counts = reduce(np.array([self.count, self.nonfinite], dtype=np.float64), dist.ReduceOp.SUM)
-        shift_local, tshift_local = self._min_shift()
-        shifts = reduce(np.append(shift_local.ravel(), tshift_local), dist.ReduceOp.MIN)
-        if not math.isfinite(shifts[-1]):  # no rank has samples
-            shifts = np.zeros_like(shifts)
-        shift = shifts[:-1].reshape(self.shift.shape)
-        total_shift = float(shifts[-1])
-        local = self._shifted(shift, total_shift)
-        maps = (local.sum, local.sum_sq, local.cross_sum)
-        totals = [local.total_sum, local.total_sum_sq]
-        packed = reduce(np.concatenate([*(m.ravel() for m in maps), totals]), dist.ReduceOp.SUM)
-        shape, size = self.shift.shape, self.shift.size
-        s, s2, cross = (packed[i * size : (i + 1) * size].reshape(shape) for i in range(3))
-        ts, ts2 = (float(t) for t in packed[3 * size :])
-        sums = _Sums(shift, s, s2, cross, total_shift, ts, ts2)
-        return EmpiricalERF._build(self._what, int(counts[0]), int(counts[1]), sums)
-
-    def _descriptor(self) -> np.ndarray:
-        """A fixed-length numeric fingerprint of what was measured (for all_reduce)."""
-        shape = self.shape
-        weights = [1.0, 7919.0, 104729.0]
-
-        def fold(v: Sequence[int]) -> float:
-            return float(sum((x + 1) * w for x, w in zip(v, weights, strict=False)))
-
-        return np.array(
-            [
-                len(shape),
-                float(np.prod(shape)),
-                fold(shape),
-                STATISTICS.index(self.statistic),
-                CHANNEL_REDUCTIONS.index(self.channel_reduce),
-                len(self.centre),
-                fold(self.centre),
-                fold(self.origin),
-            ],
-            dtype=np.float64,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"EmpiricalERF(statistic={self.statistic!r}, shape={self.shape}, count={self.count}, "
-            f"nonfinite={self.nonfinite}, centre={self.centre}, origin={self.origin})"
-        )
-
-
-# --------------------------------------------------------------------------- accumulator
-class _Accumulator:
-    """Shifted float64 sums on the measuring device."""
-
-    def __init__(self, shape: tuple[int, ...], device: torch.device) -> None:
-        z = torch.zeros(shape, dtype=torch.float64, device=device)
-        self.shift = z.clone()
-        self.sum = z.clone()
-        self.sum_sq = z.clone()
-        self.cross = z.clone()
-        self.tshift = torch.zeros((), dtype=torch.float64, device=device)
-        self.tsum = self.tshift.clone()
-        self.tsum_sq = self.tshift.clone()
-        self.count = 0
-        self.nonfinite = 0
-        self.started = False
-
-    def add(self, q: torch.Tensor) -> None:
-        """Add finite samples ``q`` of shape ``(n, *spatial)`` (float64)."""
-        n = int(q.shape[0])
-        if n == 0:
-            return
-        totals = q.reshape(n, -1).sum(1)
-        if not self.started:
-            self.shift = q[0].clone()
-            self.tshift = totals[0].clone()
-            self.started = True
-        d = q - self.shift
-        e = totals - self.tshift
-        self.sum += d.sum(0)
-        self.sum_sq += (d * d).sum(0)
-        self.cross += (d * e.reshape((n,) + (1,) * (q.dim() - 1))).sum(0)
-        self.tsum += e.sum()
-        self.tsum_sq += (e * e).sum()
-        self.count += n
-
-    def result(self, what: _What) -> EmpiricalERF:
-        def host(t: torch.Tensor) -> np.ndarray:
-            return np.array(t.detach().cpu().numpy(), dtype=np.float64)
-
-        sums = _Sums(
-            host(self.shift),
-            host(self.sum),
-            host(self.sum_sq),
-            host(self.cross),
-            float(self.tshift),
-            float(self.tsum),
-            float(self.tsum_sq),
-        )
-        return EmpiricalERF._build(what, self.count, self.nonfinite, sums)
+OutputLayout = Literal["channels_first", "channels_last", "tokens"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -720,6 +319,11 @@ def _check_output(model: nn.Module, x: torch.Tensor, y: Any) -> None:
             f"{what} maps inputs of shape {inp} ({x.dim() - 2} spatial axes) to shape {out} "
             f"({y.dim() - 2} spatial axes); empirical_erf needs an output map with the input's "
             f"spatial axes: (N, C, L) -> (N, C', L') or (N, C, H, W) -> (N, C', H', W')"
+            + (
+                ", or a token sequence (N, T, C') with output_layout='tokens'"
+                if y.dim() == 3 and x.dim() == 4
+                else ""
+            )
         )
     if isinstance(model, (nn.Linear, nn.Bilinear)) or _ends_in_linear(y):
         raise ERFValueError(
@@ -797,6 +401,8 @@ class _Source:
     ) -> None:
         self.input_shape = input_shape
         self.batch_size = batch_size
+        self.auto = False  # batch_size="auto": the first batch (one sample) sizes the rest
+        self.sized = False
         self.dtype = dtype
         self.gen = gen
         self.kind: str
@@ -855,7 +461,11 @@ class _Source:
                 (self.batch_size, *self.input_shape), generator=self.gen, dtype=self.dtype
             )
         elif self.kind == "tensor":
-            yield from torch.split(self.tensor, self.batch_size)
+            n, i = int(self.tensor.shape[0]), 0
+            while i < n:
+                b = 1 if self.auto and not self.sized else self.batch_size
+                yield self.tensor[i : i + b]
+                i += b
         else:
             try:
                 iterator = iter(self.iterable)
@@ -938,7 +548,7 @@ def empirical_erf(
     statistic: Statistic = "mean_square",
     inputs: Any = "random",
     runs: int = 1,
-    batch_size: int | None = None,
+    batch_size: int | Literal["auto"] | None = None,
     device: str | torch.device = "cpu",
     seed: int | torch.Generator = 0,
     dtype: torch.dtype = torch.float64,
@@ -946,6 +556,12 @@ def empirical_erf(
     channel_reduce: ChannelReduce = "sum",
     network: Network | None = None,
     progress: bool | None = None,
+    channels_last: bool | None = None,
+    fuse_batchnorm: bool = True,
+    trace: bool = True,
+    output_layout: OutputLayout | None = None,
+    prefix_tokens: int | None = None,
+    token_grid: Sequence[int] | None = None,
 ) -> EmpiricalERF:
     r"""Measure the ERF of a torch model by back-propagating from its centre output unit.
 
@@ -989,7 +605,13 @@ def empirical_erf(
             understates ``stderr``).
         batch_size: samples per backward pass: the random batch of each run (default
             32 with one model, 1 with a factory), or the chunk size of an input tensor
-            (default 64). Batches of an iterable are used as they come.
+            (default ``"auto"``: the first sample runs alone while the bytes autograd
+            saves for it are counted, and the later batches get as many samples as fit
+            in half of the memory limit and of the device's free memory, at most
+            `AUTO_BATCH_GPU` on a GPU and, on the CPU, `AUTO_BATCH_CPU` and about
+            `AUTO_BATCH_BYTES_CPU` of activations; a batch that still runs out of
+            memory is halved and retried; see `suggest_batch_size`).
+            Batches of an iterable are used as they come.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``. A model
             whose parameters or buffers are on another device or in another floating
             dtype is measured as a deep copy moved there (the model itself is not
@@ -1007,13 +629,41 @@ def empirical_erf(
             ``"sum_after"`` (statistic per input channel, then summed).
         network: the `erftheory.Network` the model implements, for the exact
             ``origin`` (taken from ``model.network`` when the model has one, as
-            `erftheory.torch.build.to_torch` models do). Without it ``origin`` is the
+            `erftheory.torch.build.to_torch` models do). Without it, and with
+            ``trace=True``, `erftheory.torch.trace.from_torch` is tried on the model
+            (quietly; a factory's first network) and its network is used when it
+            predicts the measured output size (``origin_source="from_torch"``). Where
+            that refuses, ``origin`` is an estimate (``origin_source="estimate"``): the
             input pixel nearest to where the centre unit falls when the output grid is
             stretched over the input, ``round((c + 1/2) n_in / n_out - 1/2)``, exact for
-            ``'same'`` padding and odd kernels.
+            ``'same'`` padding and odd kernels but half a jump off for strided networks
+            (112 instead of 96 for a ResNet-18 at 224²).
         progress: show a ``tqdm`` bar (True), never (False), or only when there are at
             least `PROGRESS_MIN_BATCHES` backward passes and stderr is a terminal
             (None).
+        channels_last: run 4-D inputs in ``torch.channels_last`` memory format
+            (convolutions then keep it); default: for float32, float16 and bfloat16,
+            where oneDNN and cuDNN are faster in it. A model that raises on such inputs
+            is run on contiguous ones instead.
+        fuse_batchnorm: fold every batch norm that follows a convolution into the
+            convolution's weights (`torch.fx.experimental.optimization.fuse` on a copy;
+            the measurement runs in ``eval()`` mode, where this is exact up to
+            rounding) for one model (not a factory's). Models that ``torch.fx`` cannot
+            trace, or with hooks, run as they are; so does a fused copy that raises.
+        trace: try `erftheory.torch.trace.from_torch` for the exact origin (see
+            ``network``).
+        output_layout: how the output is laid out: ``"channels_first"``
+            ``(N, C', *spatial)``, ``"channels_last"`` ``(N, *spatial, C')`` (timm's
+            Swin and other NHWC outputs) or ``"tokens"`` ``(N, T, C')``, a vision
+            transformer's token sequence. Default: tokens for a 3-D output of 4-D
+            inputs, channels first otherwise.
+        prefix_tokens: the tokens before the patch grid (class, distillation and
+            register tokens) of a token output; default: the model's
+            ``num_prefix_tokens`` (timm), else the tokens beyond the grid.
+        token_grid: the patch grid of a token output, one size per spatial axis;
+            default: the input size over the ``patch_size`` of the model's
+            ``patch_embed`` (timm), else the smallest number of prefix tokens (up to 16)
+            that leaves a grid of the input's aspect ratio.
 
     Returns:
         An `EmpiricalERF` with ``map``, ``stderr``, ``count``, ``nonfinite``,
@@ -1022,7 +672,19 @@ def empirical_erf(
 
     Accepted shapes: inputs are ``(N, C, L)`` or ``(N, C, H, W)`` (``input_shape``
     ``(C, L)`` or ``(C, H, W)``; more spatial axes work the same way), and the output
-    must be a map with the same spatial axes, ``(N, C', L')`` or ``(N, C', H', W')``.
+    must be a map with the same spatial axes, ``(N, C', L')`` or ``(N, C', H', W')``
+    (or ``(N, H', W', C')`` with ``output_layout="channels_last"``), or a token
+    sequence ``(N, T, C')``.
+
+    Vision transformers: for a token output the prefix tokens (class, distillation,
+    registers) are skipped and the remaining $T - P$ tokens are read as the patch grid
+    in row-major order; the output unit is the grid's centre token by the usual rule,
+    ``(g - 1) // 2`` per axis (for an even grid the upper-left of the four central
+    tokens, the rule of OpenERF and of the BMVC 2023 ERF code), and all its
+    channels are seeded. With a plain patch embedding (``patch_embed.proj`` a
+    convolution with kernel = stride = patch size $p$, no padding) the origin is the
+    middle pixel of that token's patch, $p c + (p - 1) // 2$
+    (``origin_source="patch_embed"``).
     A model without a spatial output is refused: an output with fewer axes (a
     classifier's logits), or one that comes from ``nn.Linear`` (a matrix product over
     the last axis, as for ``nn.Linear`` applied to ``(N, C, L)``).
@@ -1099,20 +761,43 @@ def empirical_erf(
         )
     if network is not None and not isinstance(network, Network):
         raise ERFTypeError(f"network must be an erftheory Network, got {type(network).__name__}")
+    for flag, name in ((fuse_batchnorm, "fuse_batchnorm"), (trace, "trace")):
+        if not isinstance(flag, bool):
+            raise ERFTypeError(f"{name} must be True or False, got {flag!r}")
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise ERFTypeError(f"channels_last must be True, False or None, got {channels_last!r}")
+    if output_layout is not None and output_layout not in OUTPUT_LAYOUTS:
+        raise ERFValueError(
+            f"output_layout must be one of {OUTPUT_LAYOUTS} or None, got {output_layout!r}"
+        )
+    tokens = TokenOptions.parse(prefix_tokens, token_grid)
+    auto = False
     if batch_size is None:
         if isinstance(inputs, torch.Tensor):
-            batch_size = _DEFAULT_CHUNK
+            auto = True
+            chunk = 1
         else:
-            batch_size = 1 if factory is not None else _DEFAULT_BATCH
+            chunk = 1 if factory is not None else _DEFAULT_BATCH
+    elif batch_size == "auto":
+        if not isinstance(inputs, torch.Tensor):
+            raise ERFValueError(
+                "batch_size='auto' applies to tensor inputs; random inputs draw batch_size "
+                "samples per run, an iterable's batches are used as they come"
+            )
+        auto = True
+        chunk = 1
     else:
-        batch_size = _positive_int(batch_size, "batch_size")
+        chunk = _positive_int(batch_size, "batch_size")
         if not isinstance(inputs, (str, torch.Tensor)):
             raise ERFValueError(
                 "batch_size applies to random and tensor inputs; an iterable's batches are "
                 "used as they come"
             )
     global_seed = derived_seed(gen, b"erftheory.empirical_erf: torch's global generator")
-    source = _Source(inputs, shape, batch_size, dtype, gen, runs)
+    source = _Source(inputs, shape, chunk, dtype, gen, runs)
+    source.auto = auto
+    if auto:
+        source.batches = None
     source.check_memory()
 
     # ---- progress bar
@@ -1132,7 +817,21 @@ def empirical_erf(
         else:
             bar = tqdm(total=total, desc="empirical ERF", unit="batch", leave=False)
 
-    meas = _Measurement(source, dev, dtype, statistic, channel_reduce, output_index, network)
+    meas = _Measurement(
+        source,
+        dev,
+        dtype,
+        statistic,
+        channel_reduce,
+        output_index,
+        network,
+        channels_last=channels_last,
+        fuse_batchnorm=fuse_batchnorm,
+        trace=trace,
+        layout=output_layout,
+        tokens=tokens,
+        runs=runs,
+    )
     try:
         with seeded_global_rng(global_seed, dev):
             if factory is None:
@@ -1144,6 +843,87 @@ def empirical_erf(
         if bar is not None:
             bar.close()
     return meas.result()
+
+
+def suggest_batch_size(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+    fuse_batchnorm: bool = True,
+) -> int:
+    r"""The batch size ``batch_size="auto"`` picks for ``model`` on inputs of one shape.
+
+    ``model`` must be on ``device`` in ``dtype``. One sample is run forward (in
+    ``eval()`` mode, gradients for the input only, batch norm folded as `empirical_erf`
+    does with ``fuse_batchnorm``) while
+    the bytes autograd saves for the backward pass are counted
+    (`erftheory.torch._measure.record_saved_bytes`); a batch of $b$ samples needs about
+    $b$ times that plus the input, its gradient and the float64 maps. $b$ is the
+    largest size whose estimate fits in half of the smaller of the memory limit
+    (`erftheory.get_memory_limit`) and the device's free memory, at most
+    `AUTO_BATCH_GPU` on a GPU; on the CPU also at most `AUTO_BATCH_CPU` and about
+    `AUTO_BATCH_BYTES_CPU` of saved activations per batch; at least 1.
+
+    Example:
+        >>> from torch import nn
+        >>> suggest_batch_size(nn.Conv2d(1, 1, 3), (1, 8, 8), dtype=torch.float32)
+        32
+    """
+    shape = _check_shape(input_shape)
+    dev = _device(device)
+    x = torch.zeros((1, *shape), dtype=dtype, device=dev)
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        run = (_fused(model) if fuse_batchnorm else None) or model
+        with record_saved_bytes(run) as saved:
+            y = centre_gradient(run, x)
+        del y
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    return _batch_for(saved.bytes, shape, dtype, dev)
+
+
+AUTO_BATCH_CPU = 32
+"""The largest batch ``batch_size="auto"`` picks on the CPU (larger ones gain little)."""
+AUTO_BATCH_GPU = 512
+"""The largest batch ``batch_size="auto"`` picks on a GPU."""
+AUTO_BATCH_BYTES_CPU = {"fast": 96 * 1024**2, "slow": 32 * 1024**2}
+"""On the CPU, the saved activations one automatic batch aims at: 96 MiB in float32 and
+bfloat16 (oneDNN's convolutions run a batch at once; for a ResNet-18 at 224², 8 samples,
+measured about 1.5 times faster per image than one), 32 MiB in other dtypes, whose CPU
+convolutions loop over the samples and only lose cache with larger batches (one sample
+of that ResNet-18 in float64). Small models still get up to `AUTO_BATCH_CPU`."""
+
+
+def _free_memory(dev: torch.device) -> int | None:
+    try:
+        if dev.type == "cuda":
+            return int(torch.cuda.mem_get_info(dev)[0])
+        if dev.type == "cpu":
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError, RuntimeError):  # pragma: no cover
+        return None
+    return None
+
+
+def _batch_for(saved: int, sample: Sequence[int], dtype: torch.dtype, dev: torch.device) -> int:
+    numel = math.prod(int(s) for s in sample)
+    spatial = math.prod(int(s) for s in sample[1:])
+    per_sample = int(saved) + numel * 3 * _element_size(dtype) + 4 * 8 * spatial
+    budget = get_memory_limit()
+    free = _free_memory(dev)
+    if free is not None:
+        budget = min(budget, free)
+    fit = (budget // 2) // max(per_sample, 1)
+    if dev.type == "cpu":
+        fast = dtype in (torch.float32, torch.bfloat16)
+        aim = AUTO_BATCH_BYTES_CPU["fast" if fast else "slow"] // max(int(saved), 1)
+        return int(max(1, min(AUTO_BATCH_CPU, fit, aim)))
+    return int(max(1, min(AUTO_BATCH_GPU, fit)))
 
 
 def _warn_batchnorm() -> None:
@@ -1161,51 +941,145 @@ def _network_of(model: nn.Module) -> Network | None:
     return net if isinstance(net, Network) else None
 
 
-@dataclass(eq=False)
+def _has_hooks(model: nn.Module) -> bool:
+    return any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules()
+    )
+
+
+def _fused(model: nn.Module) -> nn.Module | None:
+    """A copy of an eval-mode ``model`` with every convolution + batch norm folded, or None.
+
+    `torch.fx.experimental.optimization.fuse` traces the model (``torch.fx``) and folds
+    each batch norm that follows a convolution (or a linear layer) into its weights, an
+    exact identity in ``eval()`` mode up to rounding. Models without batch norm, with
+    hooks (a traced copy would lose them) or that ``torch.fx`` cannot trace give None.
+    """
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return None
+    if _has_hooks(model):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torch.fx.experimental.optimization import fuse
+
+            fused = fuse(model, inplace=False)
+    except Exception:
+        return None
+    fused.eval()
+    return fused
+
+
+def _traced_network(model: Any, sample: tuple[int, ...]) -> Network | None:
+    """`erftheory.torch.trace.from_torch` of ``model``, or None where it refuses."""
+    if not isinstance(model, nn.Module):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from .trace import from_torch
+
+            return from_torch(model, sample)
+    except Exception:
+        return None
+
+
 class _Measurement:
     """The state of one `empirical_erf` call: options, geometry (from the first batch), sums."""
 
-    source: _Source
-    dev: torch.device
-    dtype: torch.dtype
-    statistic: str
-    channel_reduce: str
-    output_index: Any
-    network: Network | None
-    acc: _Accumulator | None = None
-    centre: tuple[int, ...] = ()
-    origin: tuple[int, ...] = ()
-    sample_shape: tuple[int, ...] = ()
-    out_spatial: tuple[int, ...] = ()
+    def __init__(
+        self,
+        source: _Source,
+        dev: torch.device,
+        dtype: torch.dtype,
+        statistic: str,
+        channel_reduce: str,
+        output_index: Any,
+        network: Network | None,
+        *,
+        channels_last: bool | None = None,
+        fuse_batchnorm: bool = True,
+        trace: bool = True,
+        layout: str | None = None,
+        tokens: TokenOptions | None = None,
+        runs: int = 1,
+    ) -> None:
+        self.source = source
+        self.dev = dev
+        self.dtype = dtype
+        self.statistic = statistic
+        self.channel_reduce = channel_reduce
+        self.output_index = output_index
+        self.network = network
+        self.origin_source = "network" if network is not None else "estimate"
+        self.channels_last = channels_last
+        self.fuse_batchnorm = fuse_batchnorm
+        self.trace = trace
+        self.layout = layout
+        self.tokens: Tokens | None = None
+        self.token_opts = tokens if tokens is not None else TokenOptions(None, None)
+        self.runs = runs
+        self.acc: Accumulator | None = None
+        self.centre: tuple[int, ...] = ()
+        self.origin: tuple[int, ...] = ()
+        self.sample_shape: tuple[int, ...] = ()
+        self.out_spatial: tuple[int, ...] = ()
+        self.shown: Any = None  # the user's model: messages, tracing, token attributes
+        self.fused: nn.Module | None = None  # the batch-norm-folded copy that runs
+        self.fallback: nn.Module | None = None  # the unfused model it stands for
+        self.fused_broken = False
+        self.use_cl: bool | None = None
+        self._transformer: bool | None = None
+
+    def looks_like_transformer(self) -> bool:
+        """Whether the model has a timm-style ``patch_embed`` or ``num_prefix_tokens``."""
+        if self._transformer is None:
+            m = self.shown
+            self._transformer = patch_embed(m) is not None or prefix_attr(m) is not None
+        return self._transformer
 
     # ------------------------------------------------------------ drivers
+    def _attach(self, model: nn.Module) -> None:
+        if self.shown is None:
+            self.shown = model
+        if self.network is None:
+            self.network = _network_of(model)
+            if self.network is not None:
+                self.origin_source = "network"
+
     def fixed(self, model: nn.Module, runs: int, bar: Any) -> None:
         """All runs through the user's model: eval mode (restored), or a moved copy."""
         if _has_train_batchnorm(model):
             _warn_batchnorm()
-        if self.network is None:
-            self.network = _network_of(model)
-        if not _on(model, self.dev, self.dtype):
-            try:
-                work = copy.deepcopy(model).to(device=self.dev, dtype=self.dtype)
-            except Exception as e:
-                if is_out_of_memory(e):
-                    raise ERFValueError(
-                        f"{describe_model(model)} could not be copied to {self.dev} in "
-                        f"{self.dtype}: out of memory ({one_line(e)}); move it yourself "
-                        f"(model.to(device, dtype)) or use a smaller model"
-                    ) from e
-                raise ERFValueError(
-                    f"{describe_model(model)} is not on {self.dev} in {self.dtype} and could not "
-                    f"be copied there ({one_line(e)}); move it yourself (model.to(device, dtype))"
-                ) from e
-            for _ in range(runs):
-                self.run(work, per_run=False, bar=bar)
-            return
+        self._attach(model)
         modes = [(m, m.training) for m in model.modules()]
         try:
+            if not _on(model, self.dev, self.dtype):
+                try:
+                    work = copy.deepcopy(model).to(device=self.dev, dtype=self.dtype)
+                except Exception as e:
+                    if is_out_of_memory(e):
+                        raise ERFValueError(
+                            f"{describe_model(model)} could not be copied to {self.dev} in "
+                            f"{self.dtype}: out of memory ({one_line(e)}); move it yourself "
+                            f"(model.to(device, dtype)) or use a smaller model"
+                        ) from e
+                    raise ERFValueError(
+                        f"{describe_model(model)} is not on {self.dev} in {self.dtype} and "
+                        f"could not be copied there ({one_line(e)}); move it yourself "
+                        f"(model.to(device, dtype))"
+                    ) from e
+            else:
+                work = model
+            work.eval()
+            if self.fuse_batchnorm:
+                fused = _fused(work)
+                if fused is not None:
+                    self.fallback = work
+                    self.fused = work = fused
             for _ in range(runs):
-                self.run(model, per_run=False, bar=bar)
+                self.run(work, per_run=False, bar=bar)
         finally:
             for m, mode in modes:
                 m.training = mode
@@ -1235,8 +1109,7 @@ class _Measurement:
             if not warned and _has_train_batchnorm(built):
                 _warn_batchnorm()
                 warned = True
-            if self.network is None:
-                self.network = _network_of(built)
+            self._attach(built)
             try:
                 moved = built.to(device=self.dev, dtype=self.dtype)
             except Exception as e:
@@ -1249,34 +1122,39 @@ class _Measurement:
     def run(self, model: nn.Module, *, per_run: bool, bar: Any) -> None:
         model.eval()
         run_sum: torch.Tensor | None = None
-        run_n = 0
-        run_bad = 0
+        run_n: torch.Tensor | None = None
+        run_bad: torch.Tensor | None = None
         for x_cpu in self.source.run():
             q, finite = self.batch(model, x_cpu)
             acc = self.acc
             assert acc is not None
-            good = q[finite]
-            bad = int(q.shape[0]) - int(good.shape[0])
             if per_run:
-                run_bad += bad
-                if good.shape[0]:
-                    part = good.sum(0)
-                    run_sum = part if run_sum is None else run_sum + part
-                    run_n += int(good.shape[0])
+                view = (int(q.shape[0]),) + (1,) * (q.dim() - 1)
+                part = torch.where(finite.reshape(view), q, 0.0).sum(0)
+                good = finite.sum()
+                bad = finite.numel() - good
+                run_sum = part if run_sum is None else run_sum + part
+                run_n = good if run_n is None else run_n + good
+                run_bad = bad if run_bad is None else run_bad + bad
             else:
-                acc.nonfinite += bad
-                acc.add(good)
+                acc.add(q, finite)
             if bar is not None:
                 bar.update(1)
-        if per_run and self.acc is not None:
-            self.acc.nonfinite += run_bad
-            if run_sum is not None and run_n:
-                self.acc.add((run_sum / run_n).unsqueeze(0))
+        if per_run and self.acc is not None and run_n is not None:
+            assert run_sum is not None and run_bad is not None
+            self.acc.bad += run_bad
+            n = int(run_n)  # one host sync per run
+            if n:
+                mean = (run_sum / n).unsqueeze(0)
+                self.acc.add(mean, torch.ones(1, dtype=torch.bool, device=mean.device))
 
     def result(self) -> EmpiricalERF:
         if self.acc is None:
             raise ERFValueError("the inputs yielded no samples")
-        return self.acc.result(_What(self.statistic, self.channel_reduce, self.centre, self.origin))
+        what = What(
+            self.statistic, self.channel_reduce, self.centre, self.origin, self.origin_source
+        )
+        return self.acc.result(what)
 
     # ------------------------------------------------------------ one batch
     def _geometry(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -1292,8 +1170,31 @@ class _Measurement:
             self.centre = _centre(self.output_index, out_spatial)
             self.sample_shape = sample
             self.out_spatial = out_spatial
-            self.origin = _origin(self.network, self.centre, sample[1:], out_spatial)
-            self.acc = _Accumulator(sample[1:], x.device)
+            in_spatial = sample[1:]
+            if self.tokens is not None:
+                if self.tokens.patch is not None:
+                    self.origin = tuple(
+                        p * c + (p - 1) // 2
+                        for p, c in zip(self.tokens.patch, self.centre, strict=True)
+                    )
+                    self.origin_source = "patch_embed"
+                else:
+                    self.origin = _origin(None, self.centre, in_spatial, out_spatial)
+            else:
+                if self.network is None and self.trace:
+                    net = _traced_network(self.shown, sample)
+                    if (
+                        net is not None
+                        and net.ndim == len(in_spatial)
+                        and per_axis(
+                            net.output_size(in_spatial if len(in_spatial) > 1 else in_spatial[0])
+                        )
+                        == out_spatial
+                    ):
+                        self.network = net
+                        self.origin_source = "from_torch"
+                self.origin = _origin(self.network, self.centre, in_spatial, out_spatial)
+            self.acc = Accumulator(in_spatial, x.device, self.origin)
         elif sample != self.sample_shape:
             raise ERFValueError(
                 f"an input batch has sample shape {sample}, but the first had "
@@ -1305,13 +1206,41 @@ class _Measurement:
             )
 
     def batch(self, model: nn.Module, x_cpu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`gradient` of one batch, with allocator failures turned into one-line errors."""
+        """`gradient` of one batch, with allocator failures turned into one-line errors.
+
+        With ``batch_size="auto"`` the first batch (one sample) also sizes the later
+        ones, and a batch that runs out of memory is split in two and retried.
+        """
+        shape = tuple(x_cpu.shape)
+        src = self.source
+        probe = src.auto and not src.sized
+        if src.auto and src.sized and shape[0] > 1:
+            try:
+                return self._batch(model, x_cpu)
+            except ERFValueError as e:
+                if not isinstance(e.__cause__, BaseException) or not is_out_of_memory(e.__cause__):
+                    raise
+            src.batch_size = max(1, shape[0] // 2)
+            half = (shape[0] + 1) // 2
+            a = self.batch(model, x_cpu[:half])
+            b = self.batch(model, x_cpu[half:])
+            return torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])
+        if not probe:
+            return self._batch(model, x_cpu)
+        with record_saved_bytes(model) as saved:
+            out = self._batch(model, x_cpu)
+        per = saved.bytes // max(1, shape[0])
+        src.batch_size = _batch_for(per, shape[1:], self.dtype, self.dev)
+        src.sized = True
+        return out
+
+    def _batch(self, model: nn.Module, x_cpu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = tuple(x_cpu.shape)
 
         def message(error: str) -> str:
             nbytes = x_cpu.numel() * _element_size(self.dtype)
             return (
-                f"{describe_model(model)} ran out of memory on {self.dev} with a batch of "
+                f"{describe_model(self.shown)} ran out of memory on {self.dev} with a batch of "
                 f"shape {shape} ({format_bytes(nbytes)} of inputs in {self.dtype}): "
                 f"{error}; use a smaller batch_size (now {shape[0]}) or a smaller input"
             )
@@ -1320,18 +1249,61 @@ class _Measurement:
             maps = self.gradient(model, x_cpu.to(device=self.dev, dtype=self.dtype))
         return maps
 
+    def _memory_format(self, x: torch.Tensor) -> torch.memory_format | None:
+        if self.use_cl is None:
+            want = self.channels_last
+            if want is None:
+                want = x.dim() == 4 and self.dtype in (torch.float32, torch.float16, torch.bfloat16)
+            self.use_cl = bool(want) and x.dim() == 4
+        return torch.channels_last if self.use_cl else None
+
     def gradient(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample statistic maps ``(B, *spatial)`` (float64) and a finiteness mask."""
+        """Per-sample statistic maps ``(B, *spatial)`` (float64) and a finiteness mask.
+
+        A fused copy or channels-last inputs that make the model raise fall back, once
+        and for the rest of the call, to the unfused model and contiguous inputs, so
+        that an error is the model's own.
+        """
         shape = tuple(x.shape)
         where = (
             f"on inputs of shape {shape} (batch {shape[0]}, sample shape {shape[1:]}, "
             f"channels {shape[1]})"
         )
+        shown = self.shown if self.shown is not None else model
 
         def centre(x: torch.Tensor, y: torch.Tensor) -> tuple[int, ...]:
-            _check_output(model, x, y)
+            _check_output(shown, x, y)
             self._geometry(x, y)
             return self.centre
 
-        g = centre_gradient(model, x, centre, where=where)
+        if self.fused is not None and model is self.fused and self.fused_broken:
+            assert self.fallback is not None
+            model = self.fallback
+        fmt = self._memory_format(x)
+        if fmt is not None or (self.fused is not None and model is self.fused):
+            try:
+                g = centre_gradient(
+                    View(model, self.layout, self), x, centre, memory_format=fmt, shown=model
+                )
+                return sample_maps(g, self.statistic, self.channel_reduce)
+            except ERFError:
+                raise
+            except Exception as e:
+                if is_out_of_memory(e):
+                    raise
+            # the plain route below raises the model's own error, if it has one
+            self.use_cl = False
+            fmt = None
+            if self.fused is not None and model is self.fused:
+                self.fused_broken = True
+                assert self.fallback is not None
+                model = self.fallback
+        g = centre_gradient(
+            View(model, self.layout, self),
+            x,
+            centre,
+            memory_format=fmt,
+            where=where,
+            shown=shown if model is self.fused else model,
+        )
         return sample_maps(g, self.statistic, self.channel_reduce)
