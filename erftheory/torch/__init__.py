@@ -12,6 +12,8 @@ it, only ``import erftheory.torch`` does.
   its result `EmpiricalERF` has moments, a 2-D Gaussian fit, radial mass and mass-share
   squares with delta-method standard errors (`Moments`, `GaussianFit`, `RadialMass`,
   `MassShare`), and a plot.
+- `exact_gradient`: the exact multi-channel input gradient of a linear model with its own
+  weights (rational arithmetic over the traced graph).
 - `compare`: theory against measurement, or two measurements against each other, each
   with its own standard errors (z-scores, total variation, variance ratio, a verdict at
   a stated confidence level).
@@ -36,6 +38,7 @@ from .batched import BatchedNetworks, batched_input_gradients, paper_network
 from .build import NetworkModule, to_torch
 from .compare import Comparison, compare, total_variation
 from .empirical import EmpiricalERF, empirical_erf, suggest_batch_size
+from .exact_gradient import ExactGradient, exact_gradient
 from .init import (
     centre_low_,
     centre_low_variances,
@@ -54,6 +57,7 @@ __all__ = [
     "BatchedNetworks",
     "Comparison",
     "EmpiricalERF",
+    "ExactGradient",
     "GaussianFit",
     "MassShare",
     "Moments",
@@ -64,6 +68,7 @@ __all__ = [
     "centre_low_variances",
     "compare",
     "empirical_erf",
+    "exact_gradient",
     "he_",
     "he_variances",
     "ones_",
