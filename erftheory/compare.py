@@ -417,13 +417,50 @@ def compare(
             raise ERFValueError(f"the theory sums to {t_total!r}; it cannot be normalised")
         t_map = t_map / t_total
 
-    # ---- the test
+    return _verdict(
+        e_map,
+        t_map,
+        e_se,
+        e_raw,
+        t_map,
+        count=count,
+        confidence=float(confidence),
+        correction=correction,
+        rtol=rtol,
+        normalize=normalize,
+        start=begin,
+        stderr=e_se,
+    )
+
+
+def _verdict(
+    e_map: np.ndarray,
+    t_map: np.ndarray,
+    se: np.ndarray,
+    e_raw: np.ndarray,
+    t_raw: np.ndarray,
+    *,
+    count: int | None,
+    confidence: float,
+    correction: str,
+    rtol: float,
+    normalize: bool,
+    start: tuple[int, ...],
+    stderr: np.ndarray,
+    theory_stderr: np.ndarray | None = None,
+) -> Comparison:
+    """The per-pixel test of ``e_map`` against ``t_map`` with standard error ``se``.
+
+    ``count`` sets Student's $t$ degrees of freedom (``count - 1``; normal when None or
+    below 2); the distances compare the raw maps ``e_raw`` and ``t_raw``.
+    """
+    shape = tuple(e_map.shape)
     diff = e_map - t_map
     peak = float(max(np.abs(t_map).max(initial=0.0), np.abs(e_map).max(initial=0.0)))
     atol = float(rtol) * peak
-    tested_mask = e_se > 0
+    tested_mask = se > 0
     m = int(tested_mask.sum())
-    alpha = 1.0 - float(confidence)
+    alpha = 1.0 - confidence
     if m:
         per = alpha / m if correction == "bonferroni" else -math.expm1(math.log1p(-alpha) / m)
         if count is not None and count > 1:
@@ -432,24 +469,27 @@ def compare(
             crit = float(stats.norm.isf(per / 2))
     else:
         crit = float("nan")
-    z = np.full(e_shape, np.nan)
-    z[tested_mask] = diff[tested_mask] / e_se[tested_mask]
-    band = np.where(tested_mask, crit * e_se, 0.0) if m else np.zeros(e_shape)
+    z = np.full(shape, np.nan)
+    z[tested_mask] = diff[tested_mask] / se[tested_mask]
+    band = np.where(tested_mask, crit * se, 0.0) if m else np.zeros(shape)
     fail = np.abs(diff) > band + atol
     failing = int(fail.sum())
     max_abs_z = float(np.abs(z[tested_mask]).max()) if m else 0.0
-
-    # ---- distances
     try:
-        tv = total_variation(e_raw, t_map)
+        tv = total_variation(e_raw, t_raw)
     except ERFValueError:
         tv = float("nan")
-    ratios = _variance_ratio(e_raw, t_map)
-    for a in (z, t_map, e_map, e_se):
-        a.setflags(write=False)
+    ratios = _variance_ratio(e_raw, t_raw)
+    t_map, e_map, stderr = (np.array(x, dtype=np.float64) for x in (t_map, e_map, stderr))
+    arrays = [z, t_map, e_map, stderr]
+    if theory_stderr is not None:
+        theory_stderr = np.array(theory_stderr, dtype=np.float64)
+        arrays.append(theory_stderr)
+    for x in arrays:
+        x.setflags(write=False)
     return Comparison(
         consistent=failing == 0,
-        confidence=float(confidence),
+        confidence=confidence,
         correction=str(correction),
         normalize=bool(normalize),
         critical_z=crit,
@@ -459,11 +499,13 @@ def compare(
         z=z,
         tv_distance=tv,
         variance_ratio=ratios,
-        start=begin,
+        start=start,
         atol=atol,
         theory=t_map,
         empirical=e_map,
-        stderr=e_se,
+        stderr=stderr,
+        two_sample=theory_stderr is not None,
+        theory_stderr=theory_stderr,
     )
 
 
@@ -494,55 +536,20 @@ def _two_sample(
             )
         if (se < 0).any() or not np.isfinite(values).all():
             raise ERFValueError(f"the {name} map must be finite and its standard error >= 0")
-    shape = tuple(e_map.shape)
-    diff = e_map - t_map
-    se = np.sqrt(e_se * e_se + t_se * t_se)
-    peak = float(max(np.abs(t_map).max(initial=0.0), np.abs(e_map).max(initial=0.0)))
-    atol = float(rtol) * peak
-    tested_mask = se > 0
-    m = int(tested_mask.sum())
-    alpha = 1.0 - confidence
     counts = [c for c in (n_e, n_t) if c is not None]
-    if m:
-        per = alpha / m if correction == "bonferroni" else -math.expm1(math.log1p(-alpha) / m)
-        if len(counts) == 2 and min(counts) > 1:
-            crit = float(stats.t.isf(per / 2, df=min(counts) - 1))
-        else:
-            crit = float(stats.norm.isf(per / 2))
-    else:
-        crit = float("nan")
-    z = np.full(shape, np.nan)
-    z[tested_mask] = diff[tested_mask] / se[tested_mask]
-    band = np.where(tested_mask, crit * se, 0.0) if m else np.zeros(shape)
-    fail = np.abs(diff) > band + atol
-    failing = int(fail.sum())
-    max_abs_z = float(np.abs(z[tested_mask]).max()) if m else 0.0
-    try:
-        tv = total_variation(e_raw, t_raw)
-    except ERFValueError:
-        tv = float("nan")
-    ratios = _variance_ratio(e_raw, t_raw)
-    t_map, e_map, e_se, t_se = (np.array(a, dtype=np.float64) for a in (t_map, e_map, e_se, t_se))
-    for a in (z, t_map, e_map, e_se, t_se):
-        a.setflags(write=False)
-    return Comparison(
-        consistent=failing == 0,
+    return _verdict(
+        e_map,
+        t_map,
+        np.sqrt(e_se * e_se + t_se * t_se),
+        e_raw,
+        t_raw,
+        count=min(counts) if len(counts) == 2 else None,
         confidence=confidence,
-        correction=str(correction),
-        normalize=bool(normalize),
-        critical_z=crit,
-        tested=m,
-        failing=failing,
-        max_abs_z=max_abs_z,
-        z=z,
-        tv_distance=tv,
-        variance_ratio=ratios,
-        start=(0,) * len(shape),
-        atol=atol,
-        theory=t_map,
-        empirical=e_map,
+        correction=correction,
+        rtol=rtol,
+        normalize=normalize,
+        start=(0,) * e_map.ndim,
         stderr=e_se,
-        two_sample=True,
         theory_stderr=t_se,
     )
 

@@ -55,3 +55,20 @@ def fixed_constant_pool() -> Any:
     finally:
         providers._get_local_constants = saved
         cache.clear()
+
+
+@pytest.fixture
+def one_torch_thread() -> Any:
+    """Small tensors: one torch thread, so that no op waits for a busy machine's second core.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``; torch is
+    imported only here, so the core-only run never needs it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,15 +21,7 @@ from erftheory.torch.empirical import EmpiricalERF, empirical_erf  # noqa: E402
 MC_SIGMAS = 3.0  # Monte Carlo rates hold within this many binomial standard errors
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread, so that no op waits for a busy machine's second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_two_sample_z_uses_both_variances() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -32,15 +31,19 @@ MC_SIGMAS = 4.0  # Monte Carlo checks hold within this many of their own standar
 ZERO_SE_TOL = 1e-7
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread, so that no op waits for a busy machine's second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def pixel_sums(erf: EmpiricalERF) -> dict:
+    """The arguments of `EmpiricalERF.from_sums` for ``erf``'s pixel sums (no features)."""
+    names = ("count", "centre", "origin", "shift", "sum", "sum_sq", "total_shift")
+    names += ("total_sum", "total_sum_sq", "cross_sum")
+    return {
+        "nonfinite": 0,
+        "statistic": "mean",
+        "channel_reduce": "sum",
+        **{n: getattr(erf, n) for n in names},
+    }
 
 
 def rotated_gaussian(
@@ -295,39 +298,13 @@ def test_measured_erfs_carry_features_and_merge_keeps_them() -> None:
         whole.radial_mass().stderr, parts.radial_mass().stderr, rtol=1e-9, atol=ZERO_SE_TOL
     )
     # without features (from_sums of the pixel sums only) the point values stay, errors NaN
-    bare = EmpiricalERF.from_sums(
-        count=whole.count,
-        nonfinite=0,
-        statistic="mean",
-        channel_reduce="sum",
-        centre=whole.centre,
-        origin=whole.origin,
-        shift=whole.shift,
-        sum=whole.sum,
-        sum_sq=whole.sum_sq,
-        total_shift=whole.total_shift,
-        total_sum=whole.total_sum,
-        total_sum_sq=whole.total_sum_sq,
-        cross_sum=whole.cross_sum,
-    )
+    bare = EmpiricalERF.from_sums(**pixel_sums(whole))
     assert bare.moments().mean == pytest.approx(a.mean, rel=1e-12)
     assert all(math.isnan(v) for v in bare.moments().mean_stderr)
     assert bare.merge(whole).feature_sum is None
     with pytest.raises(ERFValueError, match="have length"):
         EmpiricalERF.from_sums(
-            count=whole.count,
-            nonfinite=0,
-            statistic="mean",
-            channel_reduce="sum",
-            centre=whole.centre,
-            origin=whole.origin,
-            shift=whole.shift,
-            sum=whole.sum,
-            sum_sq=whole.sum_sq,
-            total_shift=whole.total_shift,
-            total_sum=whole.total_sum,
-            total_sum_sq=whole.total_sum_sq,
-            cross_sum=whole.cross_sum,
+            **pixel_sums(whole),
             feature_shift=np.zeros(3),
             feature_sum=np.zeros(3),
             feature_cross=np.zeros((3, 3)),

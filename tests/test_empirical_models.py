@@ -4,8 +4,6 @@ memory) and that none of them changes the result beyond float rounding."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -27,15 +25,7 @@ F32_TOL = 1e-5  # float32 routes through different kernels (relative to the peak
 F64_TOL = 1e-12  # float64 routes through different kernels (relative to the peak)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small models: one thread, so that no op waits for a busy machine's second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def close(a: np.ndarray, b: np.ndarray, tol: float) -> None:
