@@ -60,16 +60,6 @@ REL = 1e-12  # float64 tolerance relative to the peak |value|
 Z = 5.0  # Monte Carlo acceptance: standard errors per pixel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: grouped float64 convolutions run one parallel region per group,
-    which on a machine whose cores are busy elsewhere costs a time slice per group."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------- helpers
 def _axes(x: Any, ndim: int) -> tuple[int, ...]:
     return (x,) if ndim == 1 else tuple(x)

@@ -20,9 +20,6 @@ from erftheory.torch.batched import (  # noqa: E402
 F64_TOL = 1e-13  # float64 convolutions of two input sizes (relative to the peak)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 NETWORKS = {
     "plain": paper_network(6, activation="relu"),
     "strided-dilated-pooled": Network(

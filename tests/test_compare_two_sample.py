@@ -21,9 +21,6 @@ from erftheory.torch.empirical import EmpiricalERF, empirical_erf  # noqa: E402
 MC_SIGMAS = 3.0  # Monte Carlo rates hold within this many binomial standard errors
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def test_two_sample_z_uses_both_variances() -> None:
     rng = np.random.default_rng(0)
     a = EmpiricalERF.from_samples(rng.gamma(2.0, 1.0, size=(30, 9)))

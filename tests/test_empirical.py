@@ -48,15 +48,6 @@ F64 = torch.float64
 REL = 1e-12
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions are fastest (and steadiest on a loaded machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _axes(x: Any, nd: int) -> tuple[int, ...]:
     return (x,) if nd == 1 else tuple(x)
 

@@ -31,9 +31,6 @@ MC_SIGMAS = 4.0  # Monte Carlo checks hold within this many of their own standar
 ZERO_SE_TOL = 1e-7
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def pixel_sums(erf: EmpiricalERF) -> dict:
     """The arguments of `EmpiricalERF.from_sums` for ``erf``'s pixel sums (no features)."""
     names = ("count", "centre", "origin", "shift", "sum", "sum_sq", "total_shift")

@@ -25,9 +25,6 @@ F32_TOL = 1e-5  # float32 routes through different kernels (relative to the peak
 F64_TOL = 1e-12  # float64 routes through different kernels (relative to the peak)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def close(a: np.ndarray, b: np.ndarray, tol: float) -> None:
     np.testing.assert_allclose(a, b, rtol=0, atol=tol * float(np.abs(b).max()))
 

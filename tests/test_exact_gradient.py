@@ -13,7 +13,7 @@ pytest.importorskip("flint")
 from torch import nn  # noqa: E402
 
 from erftheory import ERFValueError  # noqa: E402
-from erftheory.torch.exact_gradient import exact_gradient  # noqa: E402
+from erftheory.torch.exact_gradient import exact_expected_square, exact_gradient  # noqa: E402
 
 AUTOGRAD_TOL = 1e-12  # float64 autograd's rounding, relative to the peak (issue 15's bound)
 
@@ -134,3 +134,127 @@ def test_bad_arguments() -> None:
         exact_gradient(m, (1, 5), output_channels=[2])
     with pytest.raises(ERFValueError, match="output_index"):
         exact_gradient(m, (1, 5), output_index=7)
+
+
+# --------------------------------------------------------------------------- Eq. 8 by channel
+MC_SIGMAS = 5.0  # Monte Carlo agreement within this many standard errors (issue 15)
+MC_NETWORKS = 1500  # independently drawn networks (fixed seed)
+
+
+class Differ(nn.Module):
+    """Channels that differ: wide or centre-only kernels, variances 100x apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+        self.res = nn.Conv2d(4, 4, 1, bias=False)
+        self.conv2 = nn.Conv2d(4, 3, 3, stride=2, padding=1, bias=False)
+        self.side = nn.Conv2d(1, 2, 5, stride=2, padding=2, bias=False)
+        self.head = nn.Conv2d(5, 2, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        h = self.conv1(x)
+        h = h + self.res(h)
+        return self.head(torch.cat([self.conv2(h), self.side(x)], dim=1))
+
+
+def differ_variances(conv: nn.Module) -> torch.Tensor:
+    """Per-(output, input, tap) variances: even output channels of conv1 wide and strong,
+    odd ones centre-only and weak; conv2 listens mostly to the weak ones; the residual
+    and side branches are weak (0.002), the head 0.05."""
+    shape = tuple(conv.weight.shape)
+    v = torch.full(shape, 0.05 if shape == (2, 5, 3, 3) else 0.002, dtype=torch.float64)
+    if shape == (4, 1, 3, 3):  # conv1
+        v[0::2] = 1.0
+        v[1::2] = 0.0
+        v[1::2, :, 1, 1] = 0.01 * 9
+    elif shape == (3, 4, 3, 3):  # conv2
+        v[:, 0::2] = 0.01
+        v[:, 1::2] = 1.0
+    return v
+
+
+def differ_factory(i: int, g: torch.Generator) -> nn.Module:
+    m = Differ().double()
+    with torch.no_grad():
+        for mod in (m.conv1, m.res, m.conv2, m.side, m.head):
+            v = differ_variances(mod)
+            mod.weight.copy_(v.sqrt() * torch.randn(v.shape, generator=g, dtype=torch.float64))
+    return m
+
+
+def test_expected_square_by_channel_matches_monte_carlo_and_the_average_does_not() -> None:
+    from erftheory.compare import compare
+    from erftheory.torch import empirical_erf
+    from erftheory.torch.trace import from_torch
+
+    shape = (1, 13, 13)
+    exact = exact_expected_square(Differ().double(), shape, variances=differ_variances)
+    assert exact.kind == "expected_square"
+    theory = exact.to_float()
+    measured = empirical_erf(
+        differ_factory, shape, runs=MC_NETWORKS, statistic="mean_square", seed=7
+    )
+    raw = compare(theory, measured, start=(0, 0), normalize=False)
+    assert raw.max_abs_z < MC_SIGMAS, raw
+    # the channel average (from_torch's weights="variance") on the same variances
+    mean_model = Differ().double()
+    with torch.no_grad():
+        for mod in (
+            mean_model.conv1,
+            mean_model.res,
+            mean_model.conv2,
+            mean_model.side,
+            mean_model.head,
+        ):
+            mod.weight.copy_(differ_variances(mod).sqrt())
+    averaged = from_torch(mean_model, shape, weights="variance").profile(kind="expected_square")
+    by_channel = compare(theory, measured, start=(0, 0))
+    by_average = compare(averaged, measured)
+    assert by_channel.max_abs_z < MC_SIGMAS
+    assert by_average.max_abs_z > 2 * MC_SIGMAS  # the averaging error is far above the noise
+    assert by_average.tv_distance > 3 * by_channel.tv_distance
+
+
+def test_expected_square_equals_brute_force_on_a_two_layer_chain() -> None:
+    """Eq. 8 by hand: sum over the middle channel of the convolved variance kernels."""
+    m = nn.Sequential(
+        nn.Conv1d(2, 3, 3, bias=False), nn.Conv1d(3, 1, 2, dilation=2, bias=False)
+    ).double()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randint(-4, 5, p.shape, generator=g).double())
+    exact = exact_expected_square(m, (2, 9))
+    w1 = m[0].weight.detach().numpy().astype(int)  # (3, 2, 3)
+    w2 = m[1].weight.detach().numpy().astype(int)  # (1, 3, 2)
+    # output length 9 - 2 - 2 = 5, centre unit 2; input pixel v = 2 + 2 a + b for taps a, b
+    want = [[0] * 9 for _ in range(2)]
+    for c in range(2):
+        for mid in range(3):
+            for a in range(2):
+                for b in range(3):
+                    want[c][2 + 2 * a + b] += w2[0, mid, a] ** 2 * w1[mid, c, b] ** 2
+    assert exact.per_channel.tolist() == [[Fraction(v) for v in row] for row in want]
+
+
+def test_expected_square_rules_for_batch_norm_pooling_and_factors() -> None:
+    bn = nn.BatchNorm1d(1).double().eval()
+    with torch.no_grad():
+        bn.running_var.fill_(3.0)
+        bn.weight.fill_(2.0)
+    bn.eps = 1.0  # scale 2 / sqrt(3 + 1) = 1: exactly representable
+    m = nn.Sequential(nn.Conv1d(1, 1, 1, bias=False), bn, nn.ReLU(), nn.AvgPool1d(2))
+    with torch.no_grad():
+        m[0].weight.fill_(3.0)
+    got = exact_expected_square(m, (1, 4), activation_factors={nn.ReLU: Fraction(1, 2)})
+    # avg pool 1/2 per tap squared = 1/4; ReLU 1/2; batch norm 1^2; conv 3^2 = 9
+    assert got.per_channel.tolist() == [[Fraction(9, 8), Fraction(9, 8), 0, 0]]
+
+
+def test_bad_variances() -> None:
+    m = nn.Conv1d(1, 1, 3)
+    with pytest.raises(ERFValueError, match="variances"):
+        exact_expected_square(m, (1, 5), variances="init")
+    with pytest.raises(ERFValueError, match="variances must be finite"):
+        exact_expected_square(m, (1, 5), variances=lambda c: -torch.ones(1, 1, 3))

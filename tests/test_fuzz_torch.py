@@ -59,14 +59,6 @@ CASES: collections.Counter[str] = collections.Counter()
 """Adversarial cases tried, per test."""
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def outcome(kind: str, call: Callable[[], Any]) -> Any:
     """Run one case: its result, or None after an ERF error with a one-line message."""
     CASES[kind] += 1

@@ -63,15 +63,6 @@ REL = 1e-12
 Z = 5.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Any:
-    """Tiny tensors: one intra-op thread avoids oversubscription when tests run in parallel."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------- helpers
 def _axes(x: Any, ndim: int) -> tuple[int, ...]:
     return (x,) if ndim == 1 else tuple(x)

@@ -32,7 +32,7 @@ import copy
 import math
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -43,7 +43,7 @@ from torch import nn
 
 from .._errors import ERFTypeError, ERFValueError
 
-__all__ = ["ExactGradient", "exact_gradient"]
+__all__ = ["ExactGradient", "exact_expected_square", "exact_gradient"]
 
 
 def _flint() -> Any:
@@ -76,23 +76,30 @@ def _zeros(shape: Sequence[int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ExactGradient:
-    r"""The exact input gradient of one output unit of a linear model.
+    r"""The exact input gradient (or its expected square) of one output unit.
 
     Attributes:
         per_channel: ``(C, *spatial)`` numpy object array of ``fractions.Fraction``:
-            $\partial \sum_{c' \in S} y_{c'}(o) / \partial x_c(v)$ for every input
-            channel $c$ and pixel $v$.
+            for ``kind="gradient"``, $\partial \sum_{c' \in S} y_{c'}(o) / \partial
+            x_c(v)$ for every input channel $c$ and pixel $v$; for
+            ``kind="expected_square"``, the expected square of that derivative over the
+            random weights (`exact_expected_square`).
         output_index: the output unit $o$ (one index per spatial axis).
         output_channels: the seeded output channels $S$ (all of them by default).
+        kind: ``"gradient"`` or ``"expected_square"``.
     """
 
     per_channel: np.ndarray
     output_index: tuple[int, ...]
     output_channels: tuple[int, ...]
+    kind: str = "gradient"
 
     @property
     def summed(self) -> np.ndarray:
-        """The gradient summed over input channels, ``(*spatial)`` of ``Fraction``."""
+        """Summed over input channels, ``(*spatial)`` of ``Fraction``: the gradient of
+        the channel-summed input, or (expected square) its expected square, since the
+        first layer's independent weights make the cross terms between input channels
+        vanish."""
         return np.sum(self.per_channel, axis=0)
 
     def to_float(self, summed: bool = True) -> np.ndarray:
@@ -210,6 +217,90 @@ def exact_gradient(
         >>> [str(v) for v in g.per_channel[0]]   # sum over c' = (18 + 3 k) / 4
         ['0', '9/2', '21/4', '6', '0']
     """
+    return _run(model, input_shape, output_index, output_channels, activation_factors, None)
+
+
+def exact_expected_square(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    variances: str | Callable[[nn.Module], torch.Tensor] = "model",
+    output_index: int | Sequence[int] | None = None,
+    output_channels: int | Sequence[int] | None = None,
+    activation_factors: dict[type, Any] | None = None,
+) -> ExactGradient:
+    r"""Eq. (8) channel by channel, exactly: the expected squared gradient of a random model.
+
+    For zero-mean random convolution weights, independent across taps and channels,
+    with per-(output, input, tap) variances $v_{c'c}(m)$, the expected squared
+    gradient propagates without any average over channels,
+
+    $$\mathrm{Var}[g_{p-1}(c, \cdot)] = \sum_{c'} v_{c'c} * \mathrm{Var}[g_p(c', \cdot)]$$
+
+    (the cross terms vanish because distinct taps and channels have independent
+    zero-mean weights): the back-propagation of `exact_gradient` with every weight
+    replaced by its variance. Batch norm contributes its squared scale, average pooling
+    its squared weights $1/k^2$, an activation the factor given in
+    ``activation_factors`` (its $\mathbb E[\sigma'(x)^2]$ under Section 2.4's
+    independence assumption, e.g. ``{nn.ReLU: Fraction(1, 2)}``), an addition of
+    branches the sum of their variances (a random branch is uncorrelated with the other),
+    a concatenation its split. The seed is 1 at unit ``output_index`` of every channel in
+    ``output_channels`` (default all: the convention of `erftheory.torch.empirical_erf`,
+    whose sum over output channels has no cross terms either).
+
+    Exact for linear models whose convolutions are all random; a *fixed* spatial mixing
+    (an average pool) is exact when what reaches it from above is uncorrelated across
+    its taps (the first one met going down from the output), an approximation for a
+    second one below (`erftheory.network` treats such paths coherently, one channel at
+    a time).
+
+    Args:
+        model: a torch module taking ``(N, C, *spatial)``.
+        input_shape: ``(C, *spatial)``.
+        variances: ``"model"`` (the squared weights: what the model's own weights
+            predict for random weights of the same sizes) or a function of a
+            convolution module returning its per-tap variances, the weight's shape.
+        output_index, output_channels, activation_factors: as `exact_gradient`.
+
+    Returns:
+        `ExactGradient` with ``kind="expected_square"``.
+
+    Raises:
+        ERFValueError: as `exact_gradient`; variances of the wrong shape or negative.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Conv1d(1, 2, 3, bias=False), nn.Conv1d(2, 1, 1, bias=False))
+        >>> v = {3: torch.tensor([1.0, 2.0, 3.0]), 1: torch.ones(1)}  # by kernel size
+        >>> var = lambda conv: v[conv.kernel_size[0]].expand(conv.weight.shape)
+        >>> [str(x) for x in exact_expected_square(m, (1, 3), variances=var).summed]
+        ['2', '4', '6']
+    """
+    if variances == "model":
+
+        def square(mod: nn.Module) -> torch.Tensor:
+            w: Any = mod.weight
+            return torch.as_tensor(w).detach().double() ** 2
+
+        chosen: Callable[[nn.Module], torch.Tensor] = square
+    elif callable(variances):
+        chosen = variances
+    else:
+        raise ERFValueError(
+            f"variances must be 'model' or a function of a convolution module, got {variances!r}"
+        )
+    return _run(model, input_shape, output_index, output_channels, activation_factors, chosen)
+
+
+def _run(
+    model: Any,
+    input_shape: Any,
+    output_index: Any,
+    output_channels: Any,
+    activation_factors: Any,
+    variances: Callable[[nn.Module], torch.Tensor] | None,
+) -> ExactGradient:
     if not isinstance(model, nn.Module):
         raise ERFTypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     shape = tuple(int(s) for s in input_shape)
@@ -231,7 +322,34 @@ def exact_gradient(
             f"torch.fx cannot trace the model: {str(e).splitlines()[0][:200]}"
         ) from e
     ShapeProp(gm).propagate(torch.zeros((1, *shape), dtype=torch.float64))
-    return _backward(gm, shape, output_index, output_channels, factors)
+    return _backward(gm, shape, output_index, output_channels, _Rules(factors, variances))
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a layer does: the gradient's rules, or (``variances`` set) the variances'."""
+
+    factors: dict[type, Any]
+    variances: Callable[[nn.Module], torch.Tensor] | None
+
+    @property
+    def square(self) -> bool:
+        return self.variances is not None
+
+    def weight(self, mod: nn.Module, name: str) -> np.ndarray:
+        w: torch.Tensor = mod.weight  # type: ignore[assignment]
+        if self.variances is None:
+            return _q_array(w)
+        v = torch.as_tensor(self.variances(mod), dtype=torch.float64)
+        if tuple(v.shape) != tuple(w.shape) or bool((v < 0).any()) or not bool(v.isfinite().all()):
+            raise ERFValueError(
+                f"{name}: variances must be finite, >= 0 and of the weight's shape "
+                f"{tuple(w.shape)}, got shape {tuple(v.shape)}"
+            )
+        return _q_array(v)
+
+    def scale(self, q: Any) -> Any:
+        return q * q if self.square else q
 
 
 def _node_shape(node: Any) -> tuple[int, ...]:
@@ -241,7 +359,9 @@ def _node_shape(node: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in meta.shape[1:])
 
 
-def _backward(gm: Any, shape, output_index, output_channels, factors) -> ExactGradient:
+def _backward(
+    gm: Any, shape: Any, output_index: Any, output_channels: Any, rules: _Rules
+) -> ExactGradient:
     nodes = list(gm.graph.nodes)
     placeholders = [n for n in nodes if n.op == "placeholder"]
     outputs = [n for n in nodes if n.op == "output"]
@@ -287,12 +407,13 @@ def _backward(gm: Any, shape, output_index, output_channels, factors) -> ExactGr
             continue
         g = grads.pop(node)
         if node.op == "placeholder":
-            return ExactGradient(_as_fraction(g), o, chans)
+            kind = "expected_square" if rules.square else "gradient"
+            return ExactGradient(_as_fraction(g), o, chans, kind)
         src = [a for a in node.args if hasattr(a, "op")]
         if node.op == "call_module":
             mod = modules[node.target]
             ins = _node_shape(node.args[0])
-            send(node.args[0], _module_backward(mod, g, ins, node, factors))
+            send(node.args[0], _module_backward(mod, g, ins, node, rules))
         elif node.op == "call_function" and node.target in (operator.add, torch.add, operator.iadd):
             for a in src:
                 if _node_shape(a) != _node_shape(node):
@@ -327,7 +448,7 @@ def _name(target: Any) -> str:
 
 
 def _module_backward(
-    mod: nn.Module, g: np.ndarray, ins: tuple[int, ...], node: Any, factors
+    mod: nn.Module, g: np.ndarray, ins: tuple[int, ...], node: Any, rules: _Rules
 ) -> np.ndarray:
     n = len(ins) - 1
     if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
@@ -341,7 +462,7 @@ def _module_backward(
                 pad = tuple(mod.dilation[i] * (mod.kernel_size[i] - 1) // 2 for i in range(n))
         return _conv_backward(
             g,
-            _q_array(mod.weight),
+            rules.weight(mod, str(node.target)),
             ins,
             _tuple(mod.stride, n),
             _tuple(mod.dilation, n),
@@ -354,7 +475,7 @@ def _module_backward(
         scale = 1.0 / torch.sqrt(mod.running_var.double() + mod.eps)
         if mod.weight is not None:
             scale = scale * mod.weight.double()
-        s = _q_array(scale)
+        s = np.vectorize(rules.scale, otypes=[object])(_q_array(scale))
         return g * s.reshape((-1,) + (1,) * n)
     if isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
         if (
@@ -368,13 +489,13 @@ def _module_backward(
         k = _tuple(mod.kernel_size, n)
         c = ins[0]
         w = _zeros((c, 1, *k))
-        inv = _flint().fmpq(1, math.prod(k))
+        inv = rules.scale(_flint().fmpq(1, math.prod(k)))
         w.fill(inv)
         stride = _tuple(mod.stride if mod.stride is not None else mod.kernel_size, n)
         return _conv_backward(g, w, ins, stride, (1,) * n, _tuple(mod.padding, n), c)
     if isinstance(mod, (nn.Identity, nn.Dropout)):
         return g
-    for typ, f in factors.items():
+    for typ, f in rules.factors.items():
         if isinstance(mod, typ):
             fr = Fraction(f)
             return g * _flint().fmpq(fr.numerator, fr.denominator)
