@@ -80,7 +80,14 @@ from ..paper import REPLACED_DILATIONS as REPLACED_DILATIONS
 from ._measure import centre_gradient, per_axis, sample_maps
 from .build import Scale, to_torch
 
-__all__ = ["Config", "reproduce"]
+__all__ = ["CPU_THREADS", "Config", "reproduce"]
+
+CPU_THREADS = 1
+"""Torch threads on the CPU. The tensors here are small (8 channels at 32×32 and less),
+so a second thread mostly waits for its share of the work: measured at load average 6 on
+a 2-core machine, ``quick=True`` took 8.8 s on one thread against 20.7 s on two, and the
+default run 207 s of wall time for 87 s of CPU time on one thread. One thread also makes
+the float32 reductions, and so the trained networks, the same on every machine."""
 
 PAPER_SLOPES = {"size": 0.56, "ratio": -0.43}
 """The slopes the paper reports for Fig. 2 (Section 3.1)."""
@@ -1195,9 +1202,13 @@ def reproduce(
     differently from run to run, so trained and measured values agree only up to
     rounding unless ``torch.use_deterministic_algorithms(True)`` is set.
 
-    Time: about 2 minutes on 2 CPU cores (Section 3.2, the training, about 80 s of it),
-    ``quick=True`` about 20 s. ``results["training"]["gpu_seconds"]`` is the Section 3.2
-    time on a CUDA device and ``"not measured"`` on the CPU.
+    On the CPU the experiments run on `CPU_THREADS` torch thread (restored afterwards),
+    so the numbers do not depend on the machine's core count either.
+
+    Time: about 90 s of CPU time (Section 3.2, the training, about 60 s of it),
+    ``quick=True`` about 9 s; on a busy machine the wall time is longer.
+    ``results["training"]["gpu_seconds"]`` is the Section 3.2 time on a CUDA device and
+    ``"not measured"`` on the CPU.
     """
     path = _check_out(out)
     if not isinstance(quick, bool):
@@ -1237,16 +1248,23 @@ def reproduce(
         "machine": platform.platform(),
     }
     timings = {}
-    for name, fn in (
-        ("fig1", _fig1),
-        ("fig2", _fig2),
-        ("subsampling_dilation", _subsampling),
-        ("training", _training),
-        ("init", _init),
-    ):
-        t0 = time.perf_counter()
-        results[name] = fn(cfg, path, seed, device)
-        timings[name] = round(time.perf_counter() - t0, 2)
+    threads = torch.get_num_threads()
+    if device == "cpu":  # small tensors: see CPU_THREADS
+        torch.set_num_threads(CPU_THREADS)
+    results["threads"] = torch.get_num_threads()
+    try:
+        for name, fn in (
+            ("fig1", _fig1),
+            ("fig2", _fig2),
+            ("subsampling_dilation", _subsampling),
+            ("training", _training),
+            ("init", _init),
+        ):
+            t0 = time.perf_counter()
+            results[name] = fn(cfg, path, seed, device)
+            timings[name] = round(time.perf_counter() - t0, 2)
+    finally:
+        torch.set_num_threads(threads)
     results["seconds"] = {**timings, "total": round(time.perf_counter() - start, 2)}
     public = _public(results)
     (path / "results.json").write_text(json.dumps(public, indent=2) + "\n")
