@@ -17,6 +17,12 @@ the receptive field, the moments-based ERF standard deviation and the per-layer
 table, writes one ``erftheory: note: ...`` line on stderr and exits with status 0;
 with ``--plot`` the figure cannot be drawn, so that case exits with status 2 (after
 the same output) and one ``erftheory: error: ...`` line.
+
+``erftheory measure --torch SPEC --images DIR --out DIR`` measures a model's ERF on a
+folder of images (`erftheory.torch.measure.measure`) and writes ``erf.npy``,
+``erf_stderr.npy``, ``summary.json`` and ``erf.png``; every check that needs no
+computation (the folders, the images' headers, the output folder, matplotlib) runs
+before the model is loaded.
 """
 
 from __future__ import annotations
@@ -69,6 +75,28 @@ architecture files (see docs/architectures.md):
   --arch prints the summary, then the RF size, jump and ERF std after each layer. When the
   exact profile is above the memory limit it prints the RF, the moments and the table, with
   a note on stderr, and exits 0 (2 with --plot, which needs the profile).
+"""
+
+
+_EPILOG_MEASURE = """examples:
+  erftheory measure --torch torchvision:resnet50 --images photos/ --out erf-resnet50
+  erftheory measure --torch timm:resnet18 --images photos/ --out out --device cuda --limit 500
+  erftheory measure --torch my_model.py:build --images photos/ --transform none --out out --json
+  erftheory measure --torch torchvision:resnet18 --images photos/ --input 3,449,449 --out out
+
+writes into --out: erf.npy (the measured map, float64 H x W), erf_stderr.npy (its standard
+error), summary.json (moments, Gaussian sigma_x, sigma_y and orientation with standard
+errors, radial mass, the 20/30/50/99 % mass-share squares, the theory and the verdict) and
+erf.png. Models have random weights (nothing is downloaded).
+
+transforms (the model's own preprocessing):
+  timm         timm.data.create_transform(**resolve_data_config({}, model=model))
+  torchvision  the transforms() of a torchvision model's default weights; otherwise the
+               standard ImageNet eval transform (resize 256, centre crop 224, normalise)
+  none         to [0, 1] only (all images must have one size)
+  auto         timm for timm models, torchvision otherwise (default)
+The theory (from_torch with the model's weight variances, kind expected_square) needs its
+receptive field inside the image for a verdict: ResNets need --input 3,449,449 or so.
 """
 
 
@@ -141,11 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="erftheory",
         description="Exact effective receptive fields of deep CNNs (Luo et al., NIPS 2016).",
-        usage="erftheory [-h] [--version] {coefficients,profile,verify,reproduce} ...",
+        usage="erftheory [-h] [--version] {coefficients,profile,verify,reproduce,measure} ...",
     )
     parser.add_argument("--version", action="version", version=f"erftheory {__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="{coefficients,profile,verify,reproduce}", parser_class=_Parser
+        dest="command",
+        metavar="{coefficients,profile,verify,reproduce,measure}",
+        parser_class=_Parser,
     )
     c = sub.add_parser(
         "coefficients",
@@ -245,7 +275,82 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="every figure at reduced size")
     r.add_argument("--device", default="cpu", metavar="DEV", help="'cpu' (default) or 'cuda'")
     r.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
+    _measure_parser(sub)
     return parser
+
+
+def _measure_parser(sub: Any) -> None:
+    """The ``measure`` subcommand's arguments."""
+    m = sub.add_parser(
+        "measure",
+        prog="erftheory measure",
+        help="measure a model's ERF on a folder of images: map, summary, figure, verdict",
+        description="Measure the ERF of a PyTorch model (random weights) on the images of a "
+        "folder, preprocessed the model's own way, by back-propagating from the centre unit "
+        "of its last feature map (Section 3); write the map, a JSON summary and a figure, "
+        "with the theory (from_torch) beside it and compare's verdict where the model is "
+        "accepted. Needs the 'torch' extra and Pillow ('models' for torchvision and timm "
+        "models, 'plot' for the figure).",
+        epilog=_EPILOG_MEASURE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="erftheory measure --torch SPEC --images DIR --out DIR [--transform T] "
+        "[--input C,H,W] [--batch-size B] [--device DEV] [--dtype D] [--limit N] "
+        "[--recursive] [--statistic S] [--seed N] [--no-theory] [--no-progress] [--json]",
+    )
+    m.add_argument(
+        "--torch",
+        required=True,
+        metavar="SPEC",
+        help="torchvision:NAME, timm:NAME or path/to/file.py:FACTORY (random weights)",
+    )
+    m.add_argument("--images", required=True, metavar="DIR", help="the folder of images")
+    m.add_argument("--out", required=True, metavar="DIR", help="the output folder (created)")
+    m.add_argument(
+        "--transform",
+        choices=("auto", "timm", "torchvision", "none"),
+        default="auto",
+        help="the preprocessing (default auto; see below)",
+    )
+    m.add_argument(
+        "--input",
+        type=_input_shape,
+        metavar="C,H,W",
+        help="crop the images to H x W (C: 3 for RGB, 1 for grey; default: the transform's)",
+    )
+    m.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default="auto",
+        metavar="B",
+        help="images per backward pass (default auto: from the memory one image needs)",
+    )
+    m.add_argument("--device", default="cpu", metavar="DEV", help="'cpu' (default), 'cuda:N'")
+    m.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="the model's precision (default float32; sums are float64)",
+    )
+    m.add_argument("--limit", type=_positive, metavar="N", help="at most N images (sorted)")
+    m.add_argument("--recursive", action="store_true", help="also read sub-folders")
+    m.add_argument(
+        "--statistic",
+        choices=("mean_square", "mean_abs", "relu", "mean"),
+        default="mean_square",
+        help="of the input gradient (default mean_square, the one with a theory)",
+    )
+    m.add_argument(
+        "--seed", type=_seed, default=0, metavar="N", help="seed of the random weights (default 0)"
+    )
+    m.add_argument("--no-theory", action="store_true", help="skip the theory and the verdict")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _batch_size(text: str) -> int | str:
+    if text.strip() == "auto":
+        return "auto"
+    return _positive(text)
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
@@ -296,6 +401,79 @@ def _reproduce(args: argparse.Namespace) -> int:
         f"{s['experiment_ratio']} (paper -0.43)\n"
     )
     return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    """``erftheory measure``: `erftheory.torch.measure.measure`, then a short report."""
+    if importlib.util.find_spec("torch") is None:
+        _fail("measure needs torch, which is not installed: pip install 'erftheory[torch]'")
+    from .torch.measure import measure
+
+    result = measure(
+        args.torch,
+        args.images,
+        out=args.out,
+        transform=args.transform,
+        input_shape=args.input,
+        statistic=args.statistic,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        limit=args.limit,
+        recursive=args.recursive,
+        progress=False if args.no_progress else sys.stderr.isatty(),
+        theory=not args.no_theory,
+        seed=args.seed,
+    )
+    s = result.summary
+    if args.json:
+        sys.stdout.write(_json(s) + "\n")
+        return 0
+    g = s["gaussian"]
+    shares = ", ".join(f"{d['share'] * 100:g}%: {d['side']}" for d in s["mass_shares"] or [])
+    lines = [
+        f"model             {_printable(s['model'])}   (measured: {s['measured']})",
+        f"images            {s['count']} from {_printable(str(args.images))}   (transform "
+        f"{s['transform']['name']}: {s['transform']['source']}, input "
+        f"{'×'.join(map(str, s['input_shape']))})",
+        f"statistic         {s['statistic']}   (origin {tuple(s['origin'])}, "
+        f"{s['origin_source']}; {s['nonfinite']} non-finite)",
+    ]
+    if g is not None:
+        lines.append(
+            f"Gaussian          σx {_pm(g['sigma_x'], g['sigma_x_stderr'])}, σy "
+            f"{_pm(g['sigma_y'], g['sigma_y_stderr'])} px, orientation "
+            f"{_pm(g['orientation_deg'], g['orientation_deg_stderr'])}°   (R² "
+            f"{_num(g['r_squared'], '.3g')})"
+        )
+    lines.append(f"mass shares       {shares or '-'}   (side of the square about the origin, px)")
+    t, c = s["theory"], s["comparison"]
+    if t is not None:
+        tg = t.get("gaussian") or {}
+        lines.append(
+            f"theory            expected_square, {t['weights']} weights: RF "
+            f"{'×'.join(map(str, t['rf_size']))}, σx {_num(tg.get('sigma_x'), '.4g')}, σy "
+            f"{_num(tg.get('sigma_y'), '.4g')} px"
+        )
+    if c is not None:
+        lines.append(
+            f"verdict           {c['verdict']} at {c['confidence']:g}   (max |z| "
+            f"{c['max_abs_z']:.3g}, critical {_num(c['critical_z'], '.3g')}; total variation "
+            f"{_num(c['tv_distance'], '.3g')})"
+        )
+    for note in s["notes"]:
+        lines.append(f"note              {_one_line(note)}")
+    written = ", ".join(str(p) for p in result.files.values())
+    lines.append(f"wrote             {_printable(written)}   ({s['seconds']['total']:.3g} s)")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _pm(value: Any, stderr: Any) -> str:
+    """``value ± stderr`` (4 and 2 significant digits; ``-`` for a missing value)."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" + ("" if stderr is None else f" ± {stderr:.2g}")
 
 
 _MAX_MESSAGE = 2000
@@ -725,6 +903,17 @@ def main(argv: list[str] | None = None) -> int:
             return _reproduce(args)
         except ERFValueError as exc:
             _fail(str(exc))
+    if args.command == "measure":
+        try:
+            return _measure(args)
+        except ERFError as exc:  # every refusal: folders, images, model, dependencies
+            _fail(str(exc))
+        except BrokenPipeError:
+            sys.stderr.close()
+            return 0
+        except KeyboardInterrupt:
+            sys.stderr.write("erftheory: interrupted\n")
+            return 130
     arch = getattr(args, "arch", None)
     model = getattr(args, "torch", None)
     if args.command == "profile":

@@ -369,3 +369,14 @@ def test_plot_shows_the_normalised_map_the_origin_and_the_ellipses() -> None:
     ax = line.plot()
     np.testing.assert_allclose(ax.lines[0].get_ydata(), line.map / line.map.sum())
     plt.close(ax.figure)
+
+
+def test_from_samples_reads_a_read_only_array_without_warning() -> None:
+    import warnings
+
+    maps = np.array([[0.0, 1.0, 0.0], [0.0, 3.0, 2.0]])
+    maps.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        erf = EmpiricalERF.from_samples(maps)
+    assert erf.map.tolist() == [0.0, 2.0, 1.0]

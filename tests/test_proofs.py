@@ -118,7 +118,7 @@ def test_cli_verify_bad_argument(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_usage_lists_verify(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "{coefficients,profile,verify,reproduce}" in capsys.readouterr().out
+    assert "{coefficients,profile,verify,reproduce,measure}" in capsys.readouterr().out
 
 
 def test_python_m_erftheory_verify(tmp_path: Path) -> None:

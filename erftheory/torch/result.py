@@ -236,7 +236,8 @@ class EmpiricalERF:
             (array([0., 2., 1.]), 2, (1,))
         """
         try:
-            t = torch.as_tensor(np.asarray(maps) if not isinstance(maps, torch.Tensor) else maps)
+            # a copy: torch warns on (and must not write through) a read-only array
+            t = torch.as_tensor(np.array(maps) if not isinstance(maps, torch.Tensor) else maps)
         except (TypeError, ValueError, RuntimeError) as e:
             raise ERFTypeError(f"maps must be an array of real numbers: {one_line(e)}") from e
         if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTS):
