@@ -48,6 +48,7 @@ API_MODULES = (
     "erftheory.torch.result",
     "erftheory.torch.map_measures",
     "erftheory.torch.exact_gradient",
+    "erftheory.torch.channels",
     "erftheory.torch.images",
     "erftheory.torch.measure",
     "erftheory.torch.compare",

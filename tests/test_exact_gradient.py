@@ -258,3 +258,18 @@ def test_bad_variances() -> None:
         exact_expected_square(m, (1, 5), variances="init")
     with pytest.raises(ERFValueError, match="variances must be finite"):
         exact_expected_square(m, (1, 5), variances=lambda c: -torch.ones(1, 1, 3))
+
+
+def test_exact_and_float_channel_routes_agree() -> None:
+    """Two implementations of Eq. 8 by channel: rationals over the traced graph, and
+    `predicted_erf`'s float64 variance pass through the model; the float route's
+    own rounding bound holds against the exact values."""
+    from erftheory.torch.channels import predicted_erf
+
+    shape = (1, 13, 13)
+    model = Differ().double()
+    exact = exact_expected_square(model, shape, variances=differ_variances)
+    fast = predicted_erf(model, shape, variances=lambda name, mod, w: differ_variances(mod))
+    want = exact.to_float(summed=False)
+    assert np.abs(fast.per_channel - want).max() <= fast.rounding_bound * np.abs(want).max()
+    assert fast.output_channels == len(exact.output_channels)

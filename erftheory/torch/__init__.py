@@ -12,8 +12,12 @@ it, only ``import erftheory.torch`` does.
   its result `EmpiricalERF` has moments, a 2-D Gaussian fit, radial mass and mass-share
   squares with delta-method standard errors (`Moments`, `GaussianFit`, `RadialMass`,
   `MassShare`), and a plot.
-- `exact_gradient`: the exact multi-channel input gradient of a linear model with its own
-  weights (rational arithmetic over the traced graph).
+- `exact_gradient`, `exact_expected_square`: the exact multi-channel input gradient of a
+  linear model with its own weights, and Eq. 8 channel by channel (rational arithmetic
+  over the traced graph).
+- `predicted_erf`: Eq. 8 channel by channel for real models, one float64 variance pass
+  through the model itself; the paper's activation factors or ones calibrated on inputs
+  (`activation_factors`).
 - `compare`: theory against measurement, or two measurements against each other, each
   with its own standard errors (z-scores, total variation, variance ratio, a verdict at
   a stated confidence level).
@@ -36,9 +40,10 @@ from __future__ import annotations
 
 from .batched import BatchedNetworks, batched_input_gradients, paper_network
 from .build import NetworkModule, to_torch
+from .channels import ChannelERF, activation_factors, predicted_erf
 from .compare import Comparison, compare, total_variation
 from .empirical import EmpiricalERF, empirical_erf, suggest_batch_size
-from .exact_gradient import ExactGradient, exact_gradient
+from .exact_gradient import ExactGradient, exact_expected_square, exact_gradient
 from .init import (
     centre_low_,
     centre_low_variances,
@@ -55,6 +60,7 @@ from .result import ORIGIN_SOURCES
 __all__ = [
     "ORIGIN_SOURCES",
     "BatchedNetworks",
+    "ChannelERF",
     "Comparison",
     "EmpiricalERF",
     "ExactGradient",
@@ -63,16 +69,19 @@ __all__ = [
     "Moments",
     "NetworkModule",
     "RadialMass",
+    "activation_factors",
     "batched_input_gradients",
     "centre_low_",
     "centre_low_variances",
     "compare",
     "empirical_erf",
+    "exact_expected_square",
     "exact_gradient",
     "he_",
     "he_variances",
     "ones_",
     "paper_network",
+    "predicted_erf",
     "suggest_batch_size",
     "to_torch",
     "total_variation",
