@@ -86,6 +86,7 @@ from erftheory.torch.reproduce import (  # noqa: E402
     _change,
     _Copies,
     _cut,
+    _group_average,
     _image_erfs,
     _public,
     _resnet_model,
@@ -187,3 +188,40 @@ def test_section_3_2_results_are_reproducible_and_consistent(tmp_path: Path) -> 
         math.sqrt(sum(float(v) for v in he.profile("expected_square").variance) / 2), 4
     )  # the RF (11) lies inside the image: the cut theory is the whole profile
     assert (tmp_path / "fig3_training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for stage in ("before", "after"):  # what the weights alone predict
+        rows = r["weights_prediction"][stage]
+        assert [row["prediction"] for row in rows] == [
+            "squared weights, paper factors",
+            "squared weights, calibrated factors",
+            "channel-averaged variances, paper factors",
+        ]
+        for row in rows:
+            assert len(row["tv"]["per_seed"]) == TINY.train_seeds
+            assert all(0 < v < 1 for v in row["tv"]["per_seed"])
+            assert all(v > 0 for v in row["variance_ratio"]["per_seed"])
+        assert 0 < r["weights_prediction_noise_tv"][stage]["mean"] < 1
+
+
+def test_the_channel_averaged_prediction_is_from_torchs_one_channel_theory() -> None:
+    """`_group_average` fed to `predicted_erf` gives what `from_torch(weights="variance")`
+    predicts (its convolutions' variances summed over inputs, averaged over outputs)."""
+    from torch import nn
+
+    from erftheory.torch.channels import predicted_erf
+    from erftheory.torch.trace import from_torch
+
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, bias=False), nn.ReLU(), nn.Conv2d(4, 3, 3, stride=2, bias=False)
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    shape = (2, 9, 9)
+    averaged = predicted_erf(model, shape, variances=_group_average)
+    theory = from_torch(model, shape, weights="variance").profile("expected_square")
+    want = np.asarray(theory.normalized(), dtype=float)
+    got = averaged.map / averaged.map.sum()
+    lo = [(n - k) // 2 for n, k in zip(got.shape, want.shape, strict=True)]
+    inner = got[lo[0] : lo[0] + want.shape[0], lo[1] : lo[1] + want.shape[1]]
+    assert np.abs(inner - want).max() <= 1e-12 and inner.sum() == pytest.approx(1, abs=1e-12)

@@ -915,6 +915,79 @@ def _theory_row(
     }
 
 
+def _group_average(name: str, module: nn.Module, w: torch.Tensor) -> torch.Tensor:
+    """Per-tap variances averaged over the channels of each copy (channel group): what
+    a one-channel theory sees, as `erftheory.torch.trace.from_torch` with
+    ``weights="variance"`` (sum over input channels, mean over output channels)."""
+    groups = int(getattr(module, "groups", 1))
+    sq = w.detach().double() ** 2
+    c_out, c_in = sq.shape[0], sq.shape[1]
+    per = sq.reshape(groups, c_out // groups, c_in, *sq.shape[2:])
+    v = per.sum(2, keepdim=True).mean(1, keepdim=True) / c_in
+    return v.expand_as(per).reshape(sq.shape)
+
+
+def _split_half_tv(
+    features: nn.Module, probe: torch.Tensor, width: int, centre: tuple[int, ...], device: str
+) -> dict[str, Any]:
+    """The noise floor of a TV distance to a measured map: the TV between the maps of the
+    two halves of the probe images, mean ± SE over copies (the noise of half the images,
+    so about √2 times that of the whole)."""
+    from ..compare import total_variation
+
+    half = len(probe) // 2
+    a, _ = _image_erfs(features, probe[:half], width, centre, device)
+    b, _ = _image_erfs(features, probe[half:], width, centre, device)
+    return _mean_se([total_variation(x, y) for x, y in zip(a, b, strict=True)])
+
+
+def _weights_prediction(
+    body: nn.Module,
+    probe: torch.Tensor,
+    width: int,
+    measured: np.ndarray,
+    centre: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    """What the weights alone predict (`erftheory.torch.channels.predicted_erf`) against
+    the measured ERF of every copy: TV distance and variance ratio, mean ± SE over copies.
+
+    Three predictions: the squared weights channel by channel with the paper's factors
+    (1/2 per ReLU), the same with the factors calibrated on the probe images, and the
+    convolution variances averaged over channels (the one-channel theory of
+    ``from_torch(weights="variance")``). ``probe`` is ``(n, copies, *image)``; the copies
+    are channel groups of ``body`` (``width`` channels each).
+    """
+    from ..compare import total_variation
+    from .channels import predicted_erf
+
+    copies = probe.shape[1]
+    shape = (copies * width, *probe.shape[2:])
+    inputs = probe.repeat_interleave(width, dim=1)
+    kinds: dict[str, dict[str, Any]] = {
+        "squared weights, paper factors": {"variances": "model"},
+        "squared weights, calibrated factors": {
+            "variances": "model",
+            "activation": "calibrated",
+            "inputs": inputs,
+        },
+        "channel-averaged variances, paper factors": {"variances": _group_average},
+    }
+    rows = []
+    for label, options in kinds.items():
+        tvs, ratios = [], []
+        for g in range(copies):
+            pred = predicted_erf(
+                body, shape, output_index=centre, output_channel=g * width, **options
+            )
+            p = pred.per_channel[g * width : (g + 1) * width].sum(0)
+            p = p / p.sum()
+            m = measured[g] / measured[g].sum()
+            tvs.append(total_variation(m, p))
+            ratios.append((_radius(m) / _radius(p)) ** 2)
+        rows.append({"prediction": label, "tv": _mean_se(tvs), "variance_ratio": _mean_se(ratios)})
+    return rows
+
+
 def _training(
     cfg: Config, out: Path, seed: int, device: str, *, plot: bool = True
 ) -> dict[str, Any]:
@@ -952,6 +1025,9 @@ def _training(
     _calibrate(model, norms, calibration)
     maps["before"] = _image_erfs(features, probe, width, centre, device)
     scales = _scale(norms)
+    body = list(features.children())[1]  # the network without the input copies
+    predicted = {"before": _weights_prediction(body, probe, width, maps["before"][0], centre)}
+    noise = {"before": _split_half_tv(features, probe, width, centre, device)}
 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train_lr)
     for _ in range(cfg.train_epochs):
@@ -978,6 +1054,8 @@ def _training(
         )
     accuracy = hits.double().mean(0).tolist()
     maps["after"] = _image_erfs(features, probe, width, centre, device)
+    predicted["after"] = _weights_prediction(body, probe, width, maps["after"][0], centre)
+    noise["after"] = _split_half_tv(features, probe, width, centre, device)
 
     # per copy: the normalised map and its sizes; over copies: mean ± SE
     normed = {k: [_normalised(m) for m in mean] for k, (mean, _) in maps.items()}
@@ -1053,6 +1131,8 @@ def _training(
             f"{copies} seeds): {std['verdict']}"
         ),
         "grows": std["verdict"] == "grows",
+        "weights_prediction": predicted,
+        "weights_prediction_noise_tv": noise,
         "rows": rows,
         "gpu_seconds": seconds if device.startswith("cuda") else "not measured",
         "_maps": {k: pooled[k] for k in pooled},
@@ -1400,5 +1480,26 @@ def _training_markdown(t: dict[str, Any]) -> list[str]:
             f"| {row['theory_erf_size']} | {row['experiment_erf_size']} "
             f"| {row['total_variation']} |"
         )
+    lines += [
+        "",
+        "What the weights alone predict (`erftheory.torch.predicted_erf`: Eq. 8 channel by "
+        "channel with the squared weights as per-tap variances, no data but the calibrated "
+        "factors' forward pass), against the measured ERF of each seed; mean ± SE over seeds:",
+        "",
+        "| stage | prediction | TV distance | variance ratio (measured / predicted) |",
+        "|---|---|---|---|",
+    ]
+    for stage, rows in t["weights_prediction"].items():
+        floor = t["weights_prediction_noise_tv"][stage]
+        lines.append(
+            f"| {stage} | noise floor: two halves of the images | "
+            f"{floor['mean']} ± {floor['stderr']} | |"
+        )
+        for row in rows:
+            tv, vr = row["tv"], row["variance_ratio"]
+            lines.append(
+                f"| {stage} | {row['prediction']} | {tv['mean']} ± {tv['stderr']} "
+                f"| {vr['mean']} ± {vr['stderr']} |"
+            )
     lines += ["", f"GPU time: {t['gpu_seconds']}."]
     return lines
