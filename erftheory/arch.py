@@ -39,6 +39,7 @@ the type, whose value holds the options (``{"conv": {"size": 3, "stride": 2}}``;
 | ``batchnorm`` | ``scale`` (1) | `~erftheory.layers.BatchNorm` |
 | ``residual`` | ``layers``; ``shortcut`` (``[]``, the identity) | `~erftheory.layers.Residual` |
 | ``parallel`` | ``branches``: a list of layer lists (``[]`` is the identity) | `~erftheory.layers.Parallel` |
+| ``graph`` | ``nodes``: a list of layer lists; ``inputs``: per node the list of earlier nodes it reads (0 is the input) | `~erftheory.layers.Graph` |
 | ``repeat`` | ``times``; ``layers`` | the layers, ``times`` times in a row |
 
 Every type but ``repeat`` is an entry of the layer registry
@@ -531,6 +532,26 @@ class _Reader:
             self.chain(b, f"{path}[{i}]", depth + 1, allow_empty=True) for i, b in enumerate(value)
         ]
 
+    def read_inputs(self, opt: Option, value: Any, path: str, depth: int, values: Any) -> Any:
+        rng = "a non-empty list, per node, of non-empty lists of node indices (ints >= 0)"
+        if not _is_list(value) or not value:
+            raise ERFTypeError(f"{path}: must be {rng}; got {_kinds(value)} {_short(value)}")
+        out = []
+        for i, node in enumerate(value):
+            if not _is_list(node) or not node:
+                raise ERFTypeError(
+                    f"{path}[{i}]: must be a non-empty list of node indices; got "
+                    f"{_kinds(node)} {_short(node)}"
+                )
+            for j, v in enumerate(node):
+                if not _is_int(v) or v < 0:
+                    raise ERFTypeError(
+                        f"{path}[{i}][{j}]: must be a node index (an int >= 0); got "
+                        f"{_kinds(v)} {_short(v)}"
+                    )
+            out.append(tuple(int(v) for v in node))
+        return out
+
 
 _Read = Callable[[_Reader, Option, Any, str, int, dict[str, Any]], Any]
 _READERS: dict[str, _Read] = {
@@ -542,6 +563,7 @@ _READERS: dict[str, _Read] = {
     "label": _Reader.read_label,
     "layers": _Reader.read_layers,
     "branches": _Reader.read_branches,
+    "inputs": _Reader.read_inputs,
 }
 """How a file value of each option kind (`erftheory.layers.schema.OPTION_KINDS`) is read."""
 _READ_LAST = {"anchor": 1, "kernel": 2}  # the order in which the file format reads them
@@ -814,6 +836,7 @@ _WRITERS: dict[str, Callable[[Any], Any]] = {
     "label": str,
     "layers": lambda chain: [_layer_dict(x) for x in chain],
     "branches": lambda branches: [[_layer_dict(x) for x in b] for b in branches],
+    "inputs": lambda inputs: [[int(j) for j in node] for node in inputs],
 }
 """How a value of each option kind is written."""
 

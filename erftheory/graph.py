@@ -8,7 +8,9 @@ through hashable node ids and callables giving a node's predecessors:
 - `nearest_common_dominator`: the last node every path to all of some nodes goes through;
 - `series_parallel`: the decomposition of the graph between two nodes into chains and
   blocks, each block joining the branches that leave the nearest common dominator of
-  its operands; a graph that is not series-parallel raises `NotSeriesParallelError`.
+  its operands; a graph that is not series-parallel raises `NotSeriesParallelError`;
+- `compact_dag`: a DAG of chains (the nodes of `erftheory.layers.Graph`) with every
+  run of single-input nodes merged into one chain.
 
 Example:
     >>> # a -> b -> d, a -> c -> d (d joins b and c), d -> e
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "NotSeriesParallelError",
+    "compact_dag",
     "dominators",
     "nearest_common_dominator",
     "reachable",
@@ -165,3 +168,46 @@ def series_parallel(
         return [x for part in reversed(parts) for x in part]
 
     return chain(source, sink)
+
+
+def compact_dag(
+    chains: Sequence[Sequence[T]], inputs: Sequence[Sequence[int]]
+) -> tuple[list[list[T]], list[list[int]]]:
+    """Merge runs of single-input nodes of a DAG of chains into one chain each.
+
+    Node $k = 1, \\dots, N$ applies ``chains[k - 1]`` to the sum of the nodes
+    ``inputs[k - 1]`` (node 0 is the input; the output is node $N$). A node with an
+    empty chain and one input (other than the output) is that input; a node whose one
+    input has no other reader is appended to that input's chain (node 0 excepted). The
+    result computes the same output, its nodes in topological order.
+
+    Example:
+        >>> # 0 -> a -> b, 0 -> c; d = b + c, then e
+        >>> compact_dag([["a"], ["b"], ["c"], [], ["e"]], [[0], [1], [0], [2, 3], [4]])
+        ([['a', 'b'], ['c'], ['e']], [[0], [0], [1, 2]])
+    """
+    n = len(chains)
+    rep = list(range(n + 1))  # identity nodes stand for their input
+    for k in range(1, n + 1):
+        if k < n and not chains[k - 1] and len(inputs[k - 1]) == 1:
+            rep[k] = rep[inputs[k - 1][0]]
+    kept = [k for k in range(1, n + 1) if rep[k] == k]
+    ins = {k: [rep[j] for j in inputs[k - 1]] for k in kept}
+    uses = {k: 0 for k in range(n + 1)}
+    for k in kept:
+        for j in ins[k]:
+            uses[j] += 1
+    group: dict[int, int] = {0: 0}
+    out_chains: list[list[T]] = []
+    out_inputs: list[list[int]] = []
+    for k in kept:
+        srcs = ins[k]
+        if len(srcs) == 1 and srcs[0] != 0 and uses[srcs[0]] == 1:
+            g = group[srcs[0]]
+            out_chains[g - 1].extend(chains[k - 1])
+        else:
+            out_chains.append(list(chains[k - 1]))
+            out_inputs.append([group[j] for j in srcs])
+            g = len(out_chains)
+        group[k] = g
+    return out_chains, out_inputs

@@ -21,6 +21,7 @@ from erftheory.layers import (
     BatchNorm,
     Conv,
     Dropout,
+    Graph,
     LeakyReLU,
     MaxPool,
     Parallel,
@@ -662,7 +663,9 @@ def test_variance_weights():
     assert net.layers[1].factor("gradient") == sum(Fraction(s) for s in scales) / 5
     total = net.moments("expected_square")[0]
     w2 = conv2.weight.detach().double()
-    expected = float((w**2).sum() / 5) * float(s2) * 0.5 * float((w2**2).sum() / 2)
+    # the last layer sums over the 2 output channels (the seed of empirical_erf)
+    assert net.layers[-1].factor("expected_square") == 2
+    expected = float((w**2).sum() / 5) * float(s2) * 0.5 * float((w2**2).sum() / 2) * 2
     assert float(total) == pytest.approx(expected, rel=1e-12)
 
 
@@ -677,7 +680,7 @@ def test_training_mode_dropout_and_batch_norm():
     assert int(model[1].num_batches_tracked) == before[1]
 
 
-def test_non_series_parallel_graph_is_refused():
+def test_non_series_parallel_graph_becomes_a_graph_block():
     class Dense(nn.Module):
         def __init__(self):
             super().__init__()
@@ -689,8 +692,22 @@ def test_non_series_parallel_graph_is_refused():
             x2 = self.f2(torch.cat([x, x1], 1))
             return torch.cat([x, x1, x2], 1)
 
-    with pytest.raises(ERFValueError, match="not series-parallel"):
-        from_torch(Dense(), (1, 16, 16))
+    net = from_torch(Dense(), (1, 16, 16))
+    (block,) = net.layers
+    assert isinstance(block, Graph)
+    assert block.inputs == ((0,), (0, 1), (0, 1, 2))
+    # the path sum: x + f1 + f2(x + f1), f2 reading the concatenation as a sum
+    x = torch.zeros(1, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    lin = Dense().double()
+    with torch.no_grad():
+        for p in lin.parameters():
+            p.fill_(1.0)
+    y = lin(x)
+    y[0, :, 7, 7].sum().backward()
+    grad = x.grad[0, 0].numpy()
+    prof = np.asarray(net.profile().coefficients, dtype=float)
+    lo = 7 - prof.shape[0] // 2
+    assert np.array_equal(grad[lo : lo + prof.shape[0], lo : lo + prof.shape[1]], prof)
 
 
 # ----------------------------------------------------------- errors
@@ -727,8 +744,9 @@ def test_unsupported_function_and_gate_are_refused():
 
     # a squeeze-and-excitation gate is a per-channel factor of the map (test_from_torch_reach)
     assert repr(from_torch(Gate(), (3, 16, 16))) == "Network([Conv(3, padding=0)])"
-    with pytest.raises(ERFValueError, match=r"function mul \(node 'mul'\) multiplies the map"):
-        from_torch(Gate(), (3, 16, 16), weights="variance")
+    with pytest.warns(UserWarning, match=r"function mul \(node 'mul'\)\): with weights"):
+        gated = from_torch(Gate(), (3, 16, 16), weights="variance")  # the gate taken as 1
+    assert [type(layer).__name__ for layer in gated.layers] == ["Conv", "Activation"]
 
     class Mul(nn.Module):
         def forward(self, x):
@@ -888,3 +906,37 @@ def test_the_real_fallback_run_is_size_checked():
     with pytest.raises(SizeLimitError, match=r"real zeros of shape \(2, 1, 100000, 100000\)") as e:
         from_torch(NotOnMeta(), (1, 10**5, 10**5))
     _one_line(e.value)
+
+
+def test_variance_weights_sum_over_the_output_channels():
+    """One scale convention (issue 15): the seed is 1 at every output channel, as for
+    empirical_erf, so the raw maps agree (before, measured / theory was 7.90 here)."""
+    from erftheory.compare import compare
+    from erftheory.torch import empirical_erf
+
+    std = 0.3
+
+    def chain() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(2, 4, 3, bias=False), nn.Conv2d(4, 8, 3, stride=2, bias=False)
+        ).double()
+
+    def factory(run: int, gen: torch.Generator) -> nn.Module:
+        m = chain()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(std * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+        return m
+
+    fixed = chain()
+    with torch.no_grad():
+        for p in fixed.parameters():
+            p.fill_(std)  # squared weights: exactly the random weights' variance
+    shape = (2, 9, 9)
+    net = from_torch(fixed, shape, weights="variance")
+    assert net.layers[-1].factor("expected_square") == 8
+    erf = empirical_erf(factory, shape, runs=1500, statistic="mean_square", seed=3)
+    raw = compare(net.profile("expected_square"), erf, normalize=False)
+    assert raw.max_abs_z < 5, raw
+    total = float(np.sum(raw.theory))
+    assert abs(float(np.sum(raw.empirical)) / total - 1) < 0.1

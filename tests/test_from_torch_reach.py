@@ -12,7 +12,6 @@ reason, where those packages are absent).
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
@@ -24,49 +23,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from erftheory.torch.models import autograd_rf, network_rf  # noqa: E402 (needs torch)
-from erftheory.torch.trace import _trace, from_torch  # noqa: E402
-
-torch.set_num_threads(1)
+from erftheory.torch.models import autograd_rf, detach_gates, network_rf  # noqa: E402 (needs torch)
+from erftheory.torch.trace import from_torch  # noqa: E402
 
 
 # ---------------------------------------------------------------- helpers
-def _gate_mul(a: Any, b: Any) -> Any:
-    """``a * b`` with a factor of one pixel (a squeeze-and-excitation gate) detached."""
-
-    def flat(t: Any) -> bool:
-        return isinstance(t, torch.Tensor) and t.dim() >= 3 and all(s == 1 for s in t.shape[2:])
-
-    def big(t: Any) -> bool:
-        return isinstance(t, torch.Tensor) and t.dim() >= 3 and any(s > 1 for s in t.shape[2:])
-
-    if flat(b) and big(a):
-        b = b.detach()
-    elif flat(a) and big(b):
-        a = a.detach()
-    return a * b
-
-
-def detach_gates(module: nn.Module) -> nn.Module:
-    """A traced copy whose products of a map and a one-pixel tensor hold the latter fixed.
-
-    The local ERF `from_torch` documents for squeeze-and-excitation: the gradient through
-    the pooled branch is left out (decided on the tensors' shapes at run time).
-    """
-    gm = _trace(module, type(module).__name__)
-    for node in list(gm.graph.nodes):
-        mul = (
-            node.op == "call_function" and node.target in (operator.mul, operator.imul, torch.mul)
-        ) or (node.op == "call_method" and node.target in ("mul", "mul_"))
-        if mul and len(node.args) == 2 and not node.kwargs:
-            with gm.graph.inserting_after(node):
-                new = gm.graph.call_function(_gate_mul, tuple(node.args))
-            node.replace_all_uses_with(new)
-            gm.graph.erase_node(node)
-    gm.recompile()
-    return gm
-
-
 def assert_rf_matches_autograd(
     model: nn.Module, shape: tuple[int, ...], sizes=(), fit: bool = True
 ) -> Any:
@@ -305,11 +266,14 @@ def test_channels_last_linear_profile_matches_torch():
     assert_profile_matches_torch(Pointwise(), 1)
 
 
-def test_norms_need_ones_weights_and_channels():
-    for weights in ("model", "variance"):
-        with pytest.raises(ERFValueError, match=r"type LayerNorm: its scale depends") as e:
-            from_torch(ConvNeXtBlock(1), (1, 8, 8), weights=weights)
-        one_line(e.value)
+def test_norms_need_ones_or_variance_weights_and_channels():
+    with pytest.raises(ERFValueError, match=r"type LayerNorm: its scale depends") as e:
+        from_torch(ConvNeXtBlock(1), (1, 8, 8), weights="model")
+    one_line(e.value)
+    # weights="variance": the norm's scale is taken as 1, with a warning (shape only)
+    with pytest.warns(UserWarning, match=r"1 factor\(s\) depend on the input"):
+        net = from_torch(ConvNeXtBlock(1), (1, 8, 8), weights="variance")
+    assert not any("LayerNorm" in repr(layer) for layer in net.layers)
     with pytest.raises(ERFValueError, match=r"normalises over the spatial axes of a 6×6") as e:
         from_torch(nn.Sequential(nn.Conv2d(1, 2, 3), nn.LayerNorm([2, 6, 6])), (1, 8, 8))
     one_line(e.value)
@@ -375,10 +339,32 @@ def test_squeeze_excitation_gate_is_a_per_channel_factor(se):
     assert whole.size[0] > network_rf(net, 24).size[0]
 
 
-def test_squeeze_excitation_needs_ones_weights():
+def test_squeeze_excitation_with_model_weights_is_refused():
+    class OneChannelSE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y * torch.sigmoid(self.fc(y.mean((2, 3), keepdim=True)))
+
     with pytest.raises(ERFValueError, match=r"multiplies the map by a gate") as e:
-        from_torch(se_model(EffectiveSE(3)), (3, 32, 32), weights="variance")
+        from_torch(OneChannelSE(), (1, 16, 16), weights="model")
     one_line(e.value)
+
+
+def test_squeeze_excitation_with_variance_weights_is_the_gateless_shape():
+    """The gate is taken as 1 (warned): the normalised ERF of the model without it."""
+    model = se_model(EffectiveSE(3))
+    with pytest.warns(UserWarning, match=r"taken as 1"):
+        gated = from_torch(model, (3, 32, 32), weights="variance")
+    plain = se_model(EffectiveSE(3), gate=False)
+    plain.load_state_dict(model.state_dict(), strict=False)
+    ungated = from_torch(plain, (3, 32, 32), weights="variance")
+    a = np.asarray(gated.profile("expected_square").normalized(), dtype=float)
+    b = np.asarray(ungated.profile("expected_square").normalized(), dtype=float)
+    assert np.array_equal(a, b)
 
 
 # ---------------------------------------------------------------- 4. slicing

@@ -26,6 +26,7 @@ from erftheory.layers import (
     Conv,
     Dropout,
     Elementwise,
+    Graph,
     Identity,
     Layer,
     LeakyReLU,
@@ -75,6 +76,10 @@ EXAMPLES: dict[str, list[Layer]] = {
         Residual(Conv(3, stride=2), shortcut=[Conv(1, stride=2, padding=0), BatchNorm(2)]),
     ],
     "parallel": [Parallel([], Conv(1), [Conv(3), Conv(3)]), Parallel(Conv(5), MaxPool(1))],
+    "graph": [
+        Graph([Conv(3), [Conv(3), ReLU()], []], [[0], [0, 1], [1, 2]]),
+        Graph([[], Conv(1)], [[0], [0, 1]]),
+    ],
 }
 """Examples of every registry entry (a new entry needs some: see the first test)."""
 
@@ -251,6 +256,7 @@ TORCH_EXAMPLES: dict[str, list[Layer]] = {
         Residual(Conv(3, stride=2), shortcut=[Conv(1, stride=2, padding=0), BatchNorm(2)]),
     ],
     "parallel": [Parallel([], Conv(1), [Conv(3), Conv(3)])],
+    "graph": [Graph([Conv(3), [Conv(3), ReLU()], []], [[0], [0, 1], [1, 2]])],
 }
 TORCH_CASES = [
     pytest.param(name, layer, id=f"{name}-{i}")
@@ -312,7 +318,7 @@ def test_torch_round_trip(name: str, layer: Layer) -> None:
     shape = (1, *(n if isinstance(n, tuple) else (n,)))
     again = from_torch(model, shape, weights="model")
     _same_profiles(again, net)
-    if name not in ("identity", "residual", "parallel"):  # identity is dropped; blocks vary
+    if name not in ("identity", "residual", "parallel", "graph"):  # identity dropped; blocks vary
         assert [find_type(x).name for x in again.layers[1:]] == [name]
     else:
         assert len(again.layers) >= 1

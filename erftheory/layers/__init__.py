@@ -57,6 +57,7 @@ __all__ = [
     "Conv",
     "Dropout",
     "Elementwise",
+    "Graph",
     "Identity",
     "KernelStats",
     "Layer",
@@ -972,3 +973,112 @@ class Parallel(_Block):
             return repr(b[0]) if len(b) == 1 else "[" + ", ".join(repr(x) for x in b) + "]"
 
         return f"Parallel({', '.join(one(b) for b in self.branches)})"
+
+
+class Graph(Layer):
+    r"""Any DAG of linear maps, from one input (node 0) to one output (the last node).
+
+    Node $k = 1, \dots, N$ applies its chain of layers $C_k$ to the sum of the values of
+    its inputs (earlier nodes, aligned on the output grid as the branches of a block
+    are). Every layer's backward pass is linear, so the transfer polynomial of the
+    output is the sum over the paths $0 = k_0 \to k_1 \to \dots \to k_m = N$ of the
+    graph of the products of the chains' transfers (Section 2.5; Eq. 7 for one chain),
+    each aligned on the output grid,
+
+    $$T_N(z) = \sum_{\text{paths}} \prod_{i=1}^{m} T_{C_{k_i}}(z^{J_{k_{i-1}}}),$$
+
+    which every algebra computes without a series-parallel form by propagating in
+    topological order: $T_0 = 1$ and $T_k(z) = \big(\sum_{j \in \mathrm{in}(k)}
+    z^{s_j} T_j(z)\big)\,T_{C_k}(z^{J})$, with $J$ the jump (total stride) common to
+    the inputs and $s_j$ their alignment shifts. `Residual` and `Parallel` are the
+    series-parallel special cases; `erftheory.torch.from_torch` uses a `Graph` only
+    where the model's graph is not series-parallel (DenseNet, DLA).
+
+    **Assumption for** ``kind="expected_square"`` **(random weights).** The
+    expected-square algebra (`erftheory.network.families`) is propagated node by node
+    in the same way: at a node the deterministic parts (paths through no random layer)
+    of its inputs are added coherently, and the families of random paths arriving from
+    *different inputs* are pooled as uncorrelated: their expected squares add. So the
+    gradients that reach a random layer *inside the graph* (or a random activation
+    mask there) along different routes that meet again at a later node are treated
+    as independent, although they share its weights: the cross term
+    $2\,V\,(F_1 \odot F_2)$ of two routes $F_1, F_2$ that leave the same random layer
+    (variances $V$) and meet again with no other random layer on either route is
+    dropped ($V(1 + s^2)$ instead of $V(1 + s)^2$ for a route through a factor $s$
+    beside the identity; an activation on a route does not decorrelate it, since its
+    mean slope is shared). This is exact whenever every two routes that leave a node
+    and meet again at a later node cross different random layers (convolutions with
+    random weights, or max pools, whose routing the algebra takes as random), as in a
+    DenseNet block where every node's chain holds a random convolution. Random layers
+    *before* the graph reach it through its deterministic part, which is summed
+    coherently (exact), and `Residual` and `Parallel` are always summed coherently. A
+    random layer in a node's chain is shared by all the node's inputs (one chain
+    applied to their sum, as in the torch model).
+
+    Args:
+        nodes: the chains $C_1, \dots, C_N$, each a layer or a list of layers (an empty
+            list is the identity, as for a join that only adds its inputs).
+        inputs: per node $k$ (1-based) the non-empty list of the nodes it reads, each in
+            $0, \dots, k-1$; a node may be listed twice (it is then added twice).
+
+    Example:
+        >>> from erftheory.layers import Conv
+        >>> # 0 -> 1 -> 2, 0 -> 2, 1 -> 3, 2 -> 3: node 1 feeds two joins (not series-parallel)
+        >>> g = Graph([Conv(3), [Conv(3)], []], inputs=[[0], [0, 1], [1, 2]])
+        >>> g
+        Graph([[Conv(3)], [Conv(3)], []], inputs=[[0], [0, 1], [1, 2]])
+    """
+
+    name = "graph"
+    type_name = "graph"
+
+    def __init__(self, nodes: Any, inputs: Any) -> None:
+        if not isinstance(nodes, (list, tuple)) or not nodes:
+            raise ERFValueError(f"Graph needs a non-empty list of node chains, got {_safe(nodes)}")
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(nodes):
+            raise ERFValueError(
+                f"Graph needs one list of inputs per node ({len(nodes)}), got {_safe(inputs)}"
+            )
+        self.nodes: tuple[tuple[Layer, ...], ...] = tuple(
+            () if isinstance(b, (list, tuple)) and not b else as_chain(b, "a Graph node")
+            for b in nodes
+        )
+        ins: list[tuple[int, ...]] = []
+        for k, node_inputs in enumerate(inputs, start=1):
+            if not isinstance(node_inputs, (list, tuple)) or not node_inputs:
+                raise ERFValueError(
+                    f"Graph node {k} needs a non-empty list of input nodes, got "
+                    f"{_safe(node_inputs)}"
+                )
+            for j in node_inputs:
+                if isinstance(j, bool) or not isinstance(j, numbers.Integral):
+                    raise ERFTypeError(f"Graph node {k}'s inputs must be ints, got {_safe(j)}")
+                if not 0 <= int(j) < k:
+                    raise ERFValueError(
+                        f"Graph node {k} reads node {j}; a node reads earlier nodes, "
+                        f"in [0, {k - 1}] (0 is the block input)"
+                    )
+            ins.append(tuple(int(j) for j in node_inputs))
+        used = {j for node_inputs in ins for j in node_inputs}
+        unused = [k for k in range(1, len(ins)) if k not in used]
+        if unused:
+            raise ERFValueError(
+                f"Graph node {unused[0]} is read by no later node; every node but the last "
+                f"(the output) must feed another"
+            )
+        self.inputs: tuple[tuple[int, ...], ...] = tuple(ins)
+
+    @property
+    def fixed_ndim(self) -> int | None:
+        dims = {d for b in self.nodes for x in b if (d := x.fixed_ndim) is not None}
+        if len(dims) > 1:
+            raise ERFValueError(f"{self!r} mixes 1-D and 2-D layers")
+        return dims.pop() if dims else None
+
+    def options(self) -> dict[str, Any]:
+        return {"nodes": self.nodes, "inputs": self.inputs}
+
+    def __repr__(self) -> str:
+        nodes = ", ".join("[" + ", ".join(repr(x) for x in b) + "]" for b in self.nodes)
+        ins = ", ".join("[" + ", ".join(map(str, i)) + "]" for i in self.inputs)
+        return f"Graph([{nodes}], inputs=[{ins}])"

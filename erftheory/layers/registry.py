@@ -47,6 +47,7 @@ from . import (
     Conv,
     Dropout,
     Elementwise,
+    Graph,
     Identity,
     Layer,
     LeakyReLU,
@@ -209,6 +210,19 @@ REGISTRY: dict[str, LayerType] = {
             build=_parallel,
             summary="branches summed",
         ),
+        LayerType(
+            "graph",
+            Graph,
+            (
+                Option("nodes", "branches", required="'nodes', a list of layer lists"),
+                Option(
+                    "inputs",
+                    "inputs",
+                    required="'inputs', per node the list of the earlier nodes it reads",
+                ),
+            ),
+            summary="any DAG of chains, summed at each node",
+        ),
     )
 }
 """Every layer type, by its name in architecture files, in the order of the file format."""
@@ -279,3 +293,6 @@ def walk(layers: Sequence[Layer]) -> Iterator[Layer]:
         if isinstance(layer, _Block):
             for branch in layer.branches:
                 yield from walk(branch)
+        elif isinstance(layer, Graph):
+            for node in layer.nodes:
+                yield from walk(node)

@@ -34,7 +34,9 @@ from .._errors import ERFValueError
 
 __all__ = ["OPTION_KINDS", "LayerType", "Option", "OptionKind"]
 
-OptionKind = Literal["axes", "anchor", "padding", "kernel", "number", "label", "layers", "branches"]
+OptionKind = Literal[
+    "axes", "anchor", "padding", "kernel", "number", "label", "layers", "branches", "inputs"
+]
 OPTION_KINDS: tuple[str, ...] = get_args(OptionKind)
 """Every kind of option value:
 
@@ -46,7 +48,9 @@ OPTION_KINDS: tuple[str, ...] = get_args(OptionKind)
 - ``"number"``: an exact number (a Fraction; a float where the layer keeps one);
 - ``"label"``: a short string;
 - ``"layers"``: a chain of layers (a tuple);
-- ``"branches"``: a tuple of chains.
+- ``"branches"``: a tuple of chains;
+- ``"inputs"``: a tuple of tuples of node indices (ints at least 0): the inputs of the
+  nodes of a `erftheory.layers.Graph`.
 """
 
 

@@ -11,13 +11,15 @@ One walk over the layers (`_gradient`) computes, depending on the algebra it is 
 
 A `_Transfer` carries the value in the algebra with the grid it lives on. Composition
 inflates the later factor by the jump so far; branches of a block are aligned on their
-padding and added.
+padding and added. A `Graph` is evaluated node by node in topological order
+(`_propagate`): a node's value is its chain composed after the aligned sum of its
+inputs' values, so the sum over the graph's paths is never expanded.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -25,7 +27,7 @@ import flint
 
 from .._errors import ERFTypeError, ERFValueError
 from ..kernel import Kernel
-from ..layers import KernelStats, Layer, _Block, _Scalar, _Spatial
+from ..layers import Graph, KernelStats, Layer, _Block, _Scalar, _Spatial
 
 
 class _Transfer:
@@ -441,6 +443,19 @@ def _layer(layer: Layer, alg: _Algebra) -> _Transfer:
         return t
     if isinstance(layer, _Block):
         return _sum([_gradient(b, alg) for b in layer.branches], alg, layer)
+    if isinstance(layer, Graph):
+        chains = [_gradient(b, alg) for b in layer.nodes]
+        out = _propagate(
+            layer,
+            _unit(alg),
+            lambda t, k: _compose(t, chains[k], alg),
+            lambda parts: _sum(parts, alg, layer),
+        )
+        if isinstance(alg, _Bound):
+            # every path's denominator divides the product of all the layers' ones: a
+            # bound linear in the layers (adding along the paths would double per join)
+            out.rep = (out.rep[0], sum(t.rep[1] for t in chains))
+        return out
     raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} is not an erftheory layer")
 
 
@@ -450,3 +465,24 @@ def _gradient(layers: Sequence[Layer], alg: _Algebra) -> _Transfer:
     for layer in layers:
         t = _compose(t, _layer(layer, alg), alg)
     return t
+
+
+def _propagate(
+    graph: Graph,
+    start: _Transfer,
+    apply: Callable[[_Transfer, int], _Transfer],
+    add: Callable[[Sequence[_Transfer]], _Transfer],
+) -> _Transfer:
+    r"""The output of a `Graph` by propagation in topological order.
+
+    $T_0$ is ``start``; node $k$'s value is ``apply(add(inputs), k - 1)``: its chain
+    $C_k$ (``graph.nodes[k - 1]``) applied after the aligned sum of its inputs' values.
+    Each value is formed once, so the cost is one chain and one sum per node, whatever
+    the number of paths.
+    """
+    values = [start]
+    for k, (layers, inputs) in enumerate(zip(graph.nodes, graph.inputs, strict=True)):
+        parts = [values[j] for j in inputs]
+        total = parts[0] if len(parts) == 1 else add(parts)
+        values.append(apply(total, k) if layers else total)
+    return values[-1]

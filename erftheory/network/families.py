@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 from .._errors import ERFTypeError, ERFValueError
-from ..layers import Layer, _Block, _Scalar, _Spatial
+from ..layers import Graph, Layer, _Block, _Scalar, _Spatial
 from .algebra import (
     _Algebra,
     _compose,
@@ -38,6 +38,7 @@ from .algebra import (
     _gradient,
     _log2,
     _log2sum,
+    _propagate,
     _sum,
     _Transfer,
 )
@@ -77,6 +78,20 @@ def _sq_bound(layers: Sequence[Layer], d: int) -> tuple[float, float]:
             parts = [_sq_bound(br, d) for br in layer.branches]
             a = math.log2(len(parts)) + _log2sum([x[0] for x in parts])
             b = sum(x[1] for x in parts)
+        elif isinstance(layer, Graph):
+            # node by node: B inputs summed (Cauchy-Schwarz), then the node's chain
+            nodes = [(0.0, 0.0)]
+            for chain, inputs in zip(layer.nodes, layer.inputs, strict=True):
+                own = _sq_bound(chain, d)
+                into = [nodes[j] for j in inputs]
+                nodes.append(
+                    (
+                        math.log2(len(into)) + _log2sum([x[0] for x in into]) + own[0],
+                        sum(x[1] for x in into) + own[1],
+                    )
+                )
+            # every path's denominator divides the product of all the layers' ones
+            a, b = nodes[-1][0], sum(_sq_bound(chain, d)[1] for chain in layer.nodes)
         else:
             raise ERFTypeError(
                 f"{layer!r} of type {type(layer).__name__} is not an erftheory layer"
@@ -101,11 +116,46 @@ def _fixed_span(layers: Sequence[Layer], d: int) -> tuple[list[int], list[int]]:
             pads = [_gradient(b, _Geometry(d)).pad for b in layer.branches]
             ext = tuple(max(x[0][i] for x in parts) + max(p[i] for p in pads) for i in range(d))
             stride = tuple(parts[0][1])
+        elif isinstance(layer, Graph):
+            ext, stride = _graph_fixed_span(layer, d)
         else:
             continue
         span = [span[i] + jump[i] * (ext[i] - 1) for i in range(d)]
         jump = [jump[i] * stride[i] for i in range(d)]
     return span, jump
+
+
+def _graph_fixed_span(graph: Graph, d: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """`_fixed_span` of a `Graph`, node by node.
+
+    The families' fixed parts are kept without their lowest monomial (`_sq_graph`), so
+    only the deterministic part $D$ of inputs that have one (a route from the input
+    through no random layer) is shifted by the alignment of a node's inputs.
+    """
+    geometry = _Geometry(d)
+    one = (1,) * d
+    nodes = [(one, one, _gradient([], geometry), True)]  # span, jump, geometry, has D
+    for chain, inputs in zip(graph.nodes, graph.inputs, strict=True):
+        into = [nodes[j] for j in inputs]
+        pad = [max(x[2].pad[i] for x in into) for i in range(d)]
+        span = [
+            max(x[0][i] + (pad[i] - x[2].pad[i] if x[3] else 0) for x in into) for i in range(d)
+        ]
+        jump = into[0][1]
+        own, own_jump = _fixed_span(chain, d)
+        geo = _compose(
+            _sum([x[2] for x in into], geometry, graph), _gradient(chain, geometry), geometry
+        )
+        random = any(isinstance(x, _Spatial) and x.random for x in chain)
+        nodes.append(
+            (
+                tuple(span[i] + jump[i] * (own[i] - 1) for i in range(d)),
+                tuple(jump[i] * own_jump[i] for i in range(d)),
+                geo,
+                any(x[3] for x in into) and not random,
+            )
+        )
+    return nodes[-1][0], nodes[-1][1]
 
 
 class _Mixed:
@@ -213,7 +263,63 @@ def _sq_layer(layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
             fams += [(alg.shift(V, s), F) for V, F in t.rep.fams]
         size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in range(d))
         return _Transfer(_Mixed(D, _merge(fams, alg)), parts[0].jump, pad, size)
+    if isinstance(layer, Graph):
+        return _sq_graph(layer, alg, ex)
     raise ERFTypeError(f"{layer!r} of type {type(layer).__name__} is not an erftheory layer")
+
+
+def _sq_graph(graph: Graph, alg: _Algebra, ex: _Exact) -> _Transfer:
+    r"""The expected-square transfer of a `Graph`, propagated node by node.
+
+    A node's inputs are aligned and summed as the branches of a block are: their
+    deterministic parts $D$ add (coherently) and their families are pooled (their
+    expected squares add, the assumption stated on `erftheory.layers.Graph`); the node's
+    chain is then applied layer by layer (`_sq_step`), so a random activation in it
+    closes the families of all its inputs.
+
+    Each family $(V, F)$ is kept with the lowest monomial $z^m$ of $F$ moved into $V$,
+    $(z^m V, z^{-m} F)$, which is the same family ($\mathrm{sq}(z^m F') = z^m
+    \mathrm{sq}(F')$ in every later product): families that differ only by a shift
+    (the alignment of a node's inputs) are then pooled into one, which keeps their
+    number small in dense blocks.
+    """
+    d = alg.ndim
+    geometry = _Geometry(d)
+
+    def unshift(m: _Mixed) -> _Mixed:
+        fams = []
+        for V, F in m.fams:
+            terms = F.to_dict()
+            low = tuple(min(int(e[i]) for e in terms) for i in range(d)) if terms else ()
+            if terms and any(low):
+                F = ex.ctx.from_dict(
+                    {tuple(int(e[i]) - low[i] for i in range(d)): c for e, c in terms.items()}
+                )
+                V = alg.shift(V, low)
+            fams.append((V, F))
+        return _Mixed(m.D, _merge(fams, alg))
+
+    def add(parts: Sequence[_Transfer]) -> _Transfer:
+        jumps = {t.jump for t in parts}
+        if len(jumps) > 1:
+            _sum([_Transfer(None, t.jump, t.pad, t.size) for t in parts], geometry, graph)
+        pad = tuple(max(t.pad[i] for t in parts) for i in range(d))
+        D = ex.zero()
+        fams: list[tuple[Any, Any]] = []
+        for t in parts:
+            s = tuple(pad[i] - t.pad[i] for i in range(d))
+            D = D + ex.shift(t.rep.D, s)
+            fams += [(alg.shift(V, s), F) for V, F in t.rep.fams]
+        size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in range(d))
+        return _Transfer(unshift(_Mixed(D, fams)), parts[0].jump, pad, size)
+
+    def apply(t: _Transfer, k: int) -> _Transfer:
+        for layer in graph.nodes[k]:
+            t = _sq_step(t, layer, alg, ex)
+            t = _Transfer(unshift(t.rep), t.jump, t.pad, t.size)
+        return t
+
+    return _propagate(graph, _sq_start(alg, ex), apply, add)
 
 
 def _sq_compose(a: _Transfer, b: _Transfer, alg: _Algebra, ex: _Exact) -> _Transfer:

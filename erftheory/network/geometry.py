@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ERFValueError
-from ..layers import Layer, _Block, _Spatial
+from ..layers import Graph, Layer, _Block, _Spatial
 
 MAX_RF_BITS = 256
 
@@ -88,6 +88,8 @@ def _out_len(layers: Sequence[Layer], n: int, axis: int, ndim: int) -> int:
             if len(outs) != 1:
                 return 0
             n = outs.pop()
+        elif isinstance(layer, Graph):
+            n = _graph_lengths(layer, n, axis, ndim)[-1]
         if n <= 0:
             return 0
     return n
@@ -110,6 +112,11 @@ def _needed(layers: Sequence[Layer], n_in: int, lo: int, hi: int, axis: int, ndi
                     return False
                 ranges.append(_span(b, lo, hi, axis, ndim))
             lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        elif isinstance(layer, Graph):
+            inner = _graph_span(layer, n, lo, hi, axis, ndim)
+            if inner is None:
+                return False
+            lo, hi = inner
         if lo < 0 or hi > n - 1:
             return False
     return True
@@ -124,7 +131,51 @@ def _span(layers: Sequence[Layer], lo: int, hi: int, axis: int, ndim: int) -> tu
         elif isinstance(layer, _Block):
             spans = [_span(b, lo, hi, axis, ndim) for b in layer.branches]
             lo, hi = min(x[0] for x in spans), max(x[1] for x in spans)
+        elif isinstance(layer, Graph):
+            lo, hi = _graph_span(layer, None, lo, hi, axis, ndim) or (lo, hi)
     return lo, hi
+
+
+def _graph_lengths(graph: Graph, n: int, axis: int, ndim: int) -> list[int]:
+    """The length of every node of ``graph`` on ``axis`` for input length ``n`` (node 0);
+    0 from a node whose inputs disagree on their length (PyTorch could not add them)."""
+    lengths = [n]
+    for chain, inputs in zip(graph.nodes, graph.inputs, strict=True):
+        ins = {lengths[j] for j in inputs}
+        m = ins.pop() if len(ins) == 1 else 0
+        lengths.append(_out_len(chain, m, axis, ndim) if m > 0 else 0)
+    return lengths
+
+
+def _graph_span(
+    graph: Graph, n: int | None, lo: int, hi: int, axis: int, ndim: int
+) -> tuple[int, int] | None:
+    """The input positions that output positions ``lo..hi`` of ``graph`` read, walking the
+    nodes backwards (each node's range is the hull of what its users need).
+
+    With an input length ``n``, None when some node's range leaves its feature map (the
+    ERF is clipped by padding there); without one, only the span.
+    """
+    lengths = _graph_lengths(graph, n, axis, ndim) if n is not None else None
+    need: list[tuple[int, int] | None] = [None] * (len(graph.nodes) + 1)
+    need[-1] = (lo, hi)
+    for k in range(len(graph.nodes), 0, -1):
+        rng = need[k]
+        if rng is None:  # pragma: no cover - every node feeds the output
+            continue
+        a, b = rng
+        chain = graph.nodes[k - 1]
+        if lengths is not None:
+            if a < 0 or b > lengths[k] - 1:
+                return None
+            m = {lengths[j] for j in graph.inputs[k - 1]}.pop()
+            if chain and not _needed(chain, m, a, b, axis, ndim):
+                return None
+        a, b = _span(chain, a, b, axis, ndim)
+        for j in graph.inputs[k - 1]:
+            old = need[j]
+            need[j] = (a, b) if old is None else (min(old[0], a), max(old[1], b))
+    return need[0]
 
 
 def _fits(layers: Sequence[Layer], n: int, axis: int, ndim: int) -> bool:

@@ -20,7 +20,7 @@ from .._errors import ERFTypeError, ERFValueError
 from ..engines import run
 from ..engines.source import FloatTransfer, TransferPolynomial, plain
 from ..kernel import Kernel
-from ..layers import Layer, _Block, _Spatial, as_chain, check_kind
+from ..layers import Graph, Layer, _Block, _Spatial, as_chain, check_kind
 from ..profile import Method
 from . import geometry
 from .algebra import (
@@ -130,10 +130,30 @@ class Network:
         if kind == "expected_square":
             l1, den = _sq_bound(self.layers, self.ndim)
             # the fixed parts are exact polynomials too, one per family of paths
-            terms += _FIXED_COPIES * math.prod(_fixed_span(self.layers, self.ndim)[0])
+            terms += _FIXED_COPIES * self._fixed_terms()
         else:
             l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
         bits = max(l1, 0.0) + 2 * den + 64
+        return 2 * terms * (math.ceil(bits / 4) + 48)
+
+    def _fixed_terms(self) -> int:
+        """A bound on the terms of each exact fixed part of ``kind="expected_square"``.
+
+        The box of the fixed layers' span (`_fixed_span`); with a `Graph`, at most the
+        count bound of `_fixed_counts` too (the alignment shifts of a graph's nodes make
+        the box much larger than the sparse polynomials, which are mostly monomials).
+        """
+        box = math.prod(_fixed_span(self.layers, self.ndim)[0])
+        if not _has_graph(self.layers):
+            return box
+        n_d, n_f = _fixed_counts(self.layers, self.ndim)
+        return min(box, max(n_d, n_f, 1))
+
+    def _fixed_parts_bytes(self) -> int:
+        """The estimate `_check_closed_forms` refuses for the exact fixed parts."""
+        l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
+        bits = max(l1, 0.0) + 2 * den + 64
+        terms = _FIXED_COPIES * self._fixed_terms()
         return 2 * terms * (math.ceil(bits / 4) + 48)
 
     def _check_closed_forms(self, kind: str) -> None:
@@ -148,11 +168,8 @@ class Network:
                         f"moments and tables; use fewer strided or dilated layers"
                     )
         if kind == "expected_square":
-            l1, den = _chain(self.layers, "gradient", _Bound(self.ndim)).rep
-            bits = max(l1, 0.0) + 2 * den + 64
-            terms = _FIXED_COPIES * math.prod(_fixed_span(self.layers, self.ndim)[0])
             _config.check_size(
-                2 * terms * (math.ceil(bits / 4) + 48),
+                self._fixed_parts_bytes(),
                 "the exact fixed parts of kind='expected_square' (products of the average "
                 "pools between random layers)",
                 "use fewer or smaller average pools, or raise erftheory.set_memory_limit()",
@@ -220,6 +237,16 @@ class Network:
             "the network's float64 transfer polynomial",
             "use fewer or smaller layers, or raise erftheory.set_memory_limit()",
         )
+        if kind == "expected_square" and self._fixed_parts_bytes() > _config.get_memory_limit():
+            # the exact fixed parts are refused: form them in float64 too
+            from .float_square import float_square_profile
+
+            return float_square_profile(
+                self,
+                reason=f"auto: the exact transfer polynomial would need about "
+                f"{_config.format_bytes(estimate)} and its exact fixed parts are above the "
+                f"memory limit, so the ",
+            )
         alg = _Float(self.ndim)
         rep = _chain(self.layers, kind, alg).rep
         total, mean, cov = self.moments(kind)
@@ -474,3 +501,51 @@ def _spatial_layers(layers: Sequence[Layer]) -> Iterable[_Spatial]:
         elif isinstance(layer, _Block):
             for b in layer.branches:
                 yield from _spatial_layers(b)
+        elif isinstance(layer, Graph):
+            for b in layer.nodes:
+                yield from _spatial_layers(b)
+
+
+def _has_graph(layers: Sequence[Layer]) -> bool:
+    for layer in layers:
+        if isinstance(layer, Graph):
+            return True
+        if isinstance(layer, _Block) and any(_has_graph(b) for b in layer.branches):
+            return True
+    return False
+
+
+def _fixed_counts(layers: Sequence[Layer], ndim: int) -> tuple[int, int]:
+    r"""Bounds on the number of terms of the deterministic part $D$ and of every fixed
+    part $F$ of the expected-square family algebra (`erftheory.network.families`).
+
+    A fixed spatial layer multiplies both by its taps; a random one starts families
+    from $D$ ($F \le \max(F, D)$) and ends $D$; a scalar changes neither; the $D$ of
+    the branches of a block (or of a `Graph` node's inputs) add, while every family
+    keeps its own $F$ (the bound is the largest).
+    Composition: $D = D_a D_b$, $F = \max(F_a D_b, D_a F_b, F_a F_b)$.
+    """
+    n_d, n_f = 1, 0
+    for layer in layers:
+        if isinstance(layer, _Spatial):
+            if layer.random:
+                b_d, b_f = 0, 1
+            else:
+                taps = math.prod(layer.size(ndim))
+                b_d, b_f = taps, 0
+        elif isinstance(layer, _Block):
+            parts = [_fixed_counts(b, ndim) for b in layer.branches]
+            b_d = sum(p[0] for p in parts)  # D adds; each family keeps its own F
+            b_f = max(p[1] for p in parts)
+        elif isinstance(layer, Graph):
+            nodes = [(1, 0)]
+            for chain, inputs in zip(layer.nodes, layer.inputs, strict=True):
+                into = [nodes[j] for j in inputs]
+                a_d, a_f = sum(x[0] for x in into), max(x[1] for x in into)
+                c_d, c_f = _fixed_counts(chain, ndim)
+                nodes.append((a_d * c_d, max(a_f * c_d, a_d * c_f, a_f * c_f)))
+            b_d, b_f = nodes[-1]
+        else:
+            continue
+        n_d, n_f = n_d * b_d, max(n_f * b_d, n_d * b_f, n_f * b_f)
+    return n_d, n_f

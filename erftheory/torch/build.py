@@ -18,6 +18,7 @@ same architecture.
 | `Identity` | ``nn.Identity`` |
 | `Residual` | `ResidualBlock`: ``shortcut(x) + body(x)`` |
 | `Parallel` | `ParallelBlock`: $\sum_b$ ``branch_b(x)`` |
+| `Graph` | `GraphBlock`: node $k$ is ``node_k`` of the sum of its inputs; the last is the output |
 
 A generic `Activation` has no torch counterpart (only its factors are known) and is
 refused. The table is ``_MODULES``, keyed by the entries of the layer registry
@@ -60,6 +61,7 @@ from ..network import Network
 from ._guard import as_generator
 
 __all__ = [
+    "GraphBlock",
     "NetworkModule",
     "Pad",
     "ParallelBlock",
@@ -166,6 +168,33 @@ class ParallelBlock(nn.Module):
         for out in outs[1:]:
             total = total + out
         return total
+
+
+class GraphBlock(nn.Module):
+    r"""A DAG of chains (`Graph`): $x_0 = x$, $x_k = C_k\big(\sum_{j \in \mathrm{in}(k)} x_j\big)$,
+    and the output is the last node's value.
+
+    Attributes:
+        nodes: one ``nn.Sequential`` per node (an empty one is the identity).
+        inputs: per node the indices of the nodes it reads (0 is the block input).
+    """
+
+    def __init__(self, nodes: Sequence[nn.Sequential], inputs: Sequence[Sequence[int]]) -> None:
+        super().__init__()
+        self.nodes = nn.ModuleList(nodes)
+        self.inputs = [list(i) for i in inputs]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = [x]
+        for node, inputs in zip(self.nodes, self.inputs, strict=True):
+            total = values[inputs[0]]
+            for j in inputs[1:]:
+                total = total + values[j]
+            values.append(node(total))
+        return values[-1]
+
+    def extra_repr(self) -> str:
+        return f"inputs={self.inputs}"
 
 
 class NetworkModule(nn.Sequential):
@@ -311,6 +340,11 @@ def _parallel(builder: _Builder, layer: Any) -> list[nn.Module]:
     return [ParallelBlock([nn.Sequential(*builder.chain(b)) for b in layer.branches])]
 
 
+def _graph(builder: _Builder, layer: Any) -> list[nn.Module]:
+    nodes = [nn.Sequential(*builder.chain(b)) for b in layer.nodes]
+    return [GraphBlock(nodes, layer.inputs)]
+
+
 _Make = Callable[[_Builder, Any], list[nn.Module]]
 _MODULES: dict[str, _Make] = {
     "conv": _Builder.conv,
@@ -327,6 +361,7 @@ _MODULES: dict[str, _Make] = {
     "identity": lambda b, layer: [nn.Identity()],
     "residual": _residual,
     "parallel": _parallel,
+    "graph": _graph,
 }
 """The torch modules of each layer type, by its registry name (every entry has one)."""
 

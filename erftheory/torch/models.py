@@ -11,6 +11,10 @@ r"""Real CNNs: torchvision and timm models by name, and an autograd check of the
 - `feature_extractor`: the spatial part of a classifier (``model.features`` or
   ``model.forward_features``), for models whose head `erftheory.torch.trace.from_torch`
   cannot read.
+- `gate_mul`, `detach_gates`: products ``x * s(pool(x))`` (squeeze-and-excitation)
+  with the gate held constant (the local ERF, as `erftheory.torch.trace.from_torch`
+  reads it by default) or kept, and rescaled to mean one either way; `pooled_share`:
+  the share of the centre unit's gradient mass that passes through the gates' pools.
 - `linearised_copy`, `linearised_functions`, `autograd_rf`, `network_rf`: an
   independent route to the receptive field. A float64 copy with positive weights,
   identity activations and average instead of max pooling has an input gradient whose
@@ -64,7 +68,9 @@ __all__ = [
     "RFBox",
     "autograd_rf",
     "default_input_shape",
+    "detach_gates",
     "feature_extractor",
+    "gate_mul",
     "import_timm",
     "import_torchvision",
     "linearised_copy",
@@ -72,6 +78,7 @@ __all__ = [
     "load_model",
     "network_rf",
     "parse_spec",
+    "pooled_share",
     "skipped_fake_kernels",
 ]
 
@@ -685,6 +692,9 @@ class linearised_functions(TorchFunctionMode):
     Attributes:
         outputs: with ``record=True``, every tensor produced while active that needs a
             gradient, in order (what `autograd_rf` searches for the last feature map).
+        pooled: the ids of the recorded tensors of one pixel (3 or more axes, every
+            spatial size 1) and of those computed from such tensors alone (a head's
+            permute of a pooled vector to channels-last looks like a map: ConvNeXt).
 
     Example:
         >>> import torch
@@ -700,6 +710,7 @@ class linearised_functions(TorchFunctionMode):
         self.record = record
         self.linearise = linearise
         self.outputs: list[torch.Tensor] = []
+        self.pooled: set[int] = set()
 
     def __torch_function__(  # type: ignore[override]
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
@@ -739,7 +750,102 @@ class linearised_functions(TorchFunctionMode):
             out = func(*args, **kwargs)
         if self.record and isinstance(out, torch.Tensor) and out.requires_grad:
             self.outputs.append(out)
+            inputs = [
+                t
+                for t in torch.utils._pytree.tree_leaves((args, kwargs))
+                if isinstance(t, torch.Tensor) and t.requires_grad
+            ]
+            if _flat(out) or (inputs and all(id(t) in self.pooled for t in inputs)):
+                self.pooled.add(id(out))
         return out
+
+
+# ------------------------------------------------------------------------ gates
+GATES = ("local", "pooled")
+
+
+def _flat(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.dim() >= 3 and all(s == 1 for s in t.shape[2:])
+
+
+def _big(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.dim() >= 3 and any(s > 1 for s in t.shape[2:])
+
+
+def gate_mul(a: Any, b: Any, gates: str = "local") -> Any:
+    """``a * b`` where one factor is a gate of one pixel: held constant, rescaled.
+
+    When one factor is a feature map (more than one pixel) and the other a tensor of one
+    pixel per channel (a squeeze-and-excitation gate $s(\\mathrm{pool}(x))$), the gate
+    is divided by its (detached) mean, and with ``gates="local"`` detached as well, so
+    no gradient flows through the pool: the local ERF. The rescaling changes no support
+    and keeps the values of a deep linearised copy finite: there a gate is about the
+    mean of the map it multiplies, so unscaled every gated block squares the values and
+    EfficientNet's overflow to ``inf`` within 16 blocks (a gradient of NaN everywhere).
+    Any other product is plain ``a * b``.
+
+    Example:
+        >>> import torch
+        >>> from erftheory.torch.models import gate_mul
+        >>> x = torch.ones(1, 2, 3, 3, requires_grad=True)
+        >>> g = 4 * x.mean(dim=(2, 3), keepdim=True)
+        >>> y = gate_mul(x, g)
+        >>> float(y.detach().sum()), y.grad_fn is not None
+        (18.0, True)
+    """
+    if gates not in GATES:
+        raise ERFValueError(f"gates must be one of {GATES}, got {gates!r}")
+    if _flat(b) and _big(a):
+        a, b = b, a
+    elif not (_flat(a) and _big(b)):
+        return a * b
+    scale = a.detach().mean()
+    gate = a.detach() if gates == "local" else a
+    return b * (gate / scale)
+
+
+def detach_gates(
+    module: nn.Module, gates: str = "local", *, input_shape: Sequence[int] | None = None
+) -> nn.Module:
+    """A traced copy of ``module`` whose products go through `gate_mul`.
+
+    Every multiplication in ``forward`` (``*``, ``*=``, ``torch.mul``, ``.mul``) becomes
+    `gate_mul`, which decides on the tensors' shapes at run time: a product of a map and
+    a gate of one pixel holds the gate constant (``gates="local"``: the local ERF, as
+    `erftheory.torch.trace.from_torch` reads it by default) or keeps the path through
+    the pool (``"pooled"``), the gate rescaled to mean one either way. With
+    ``input_shape`` (``(C, H, W)``), a forward whose control flow reads a shape (timm's
+    VGG head) is traced for that shape (the copy is then for inputs of that shape).
+
+    Raises:
+        ERFValueError: ``gates`` is not ``"local"`` or ``"pooled"``.
+        ERFTypeError: torch.fx cannot trace the module.
+
+    Example:
+        >>> from torch import nn
+        >>> from erftheory.torch.models import detach_gates
+        >>> type(detach_gates(nn.Conv2d(1, 1, 3))).__name__
+        'GraphModule'
+    """
+    import operator
+
+    from .trace import _trace
+
+    if gates not in GATES:
+        raise ERFValueError(f"gates must be one of {GATES}, got {gates!r}")
+    batched = None if input_shape is None else (1, *_spatial(input_shape))
+    gm = _trace(module, type(module).__name__, batched)
+    for node in list(gm.graph.nodes):
+        mul = (
+            node.op == "call_function" and node.target in (operator.mul, operator.imul, torch.mul)
+        ) or (node.op == "call_method" and node.target in ("mul", "mul_"))
+        if mul and len(node.args) == 2 and not node.kwargs:
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_function(gate_mul, (*node.args, gates))
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+    gm.recompile()
+    return gm
 
 
 # --------------------------------------------------------------------- RF boxes
@@ -822,9 +928,10 @@ def autograd_rf(
     on one random positive input of ``input_shape`` under `linearised_functions`. The
     *last feature map* is the output of the module at ``feature_map`` (a path such as
     ``"layer4"``) or else the last tensor computed from the input that has the input's
-    number of axes and more than one pixel (the map that global pooling reads: a
-    squeeze-and-excitation gate or a head on $1\\times1$ maps is skipped, so the map
-    must be larger than one pixel). The gradient of the sum over channels of its centre
+    number of axes and more than one pixel and is not computed from pooled tensors
+    alone (the map that global pooling reads: a squeeze-and-excitation gate or a head on
+    $1\\times1$ maps, channels-last or not, is skipped, so the map must be larger than
+    one pixel). The gradient of the sum over channels of its centre
     unit is taken with respect to the input; its nonzero pixels (summed over channels)
     are the support, returned as their bounding box.
 
@@ -858,6 +965,29 @@ def autograd_rf(
         raise ERFTypeError(f"autograd_rf takes a torch.nn.Module, got {type(model).__name__}")
     shape = _spatial(input_shape)
     nd = len(shape) - 1
+    grad, out_size, unit = _centre_gradient(model, shape, feature_map, linearise, seed)
+    mask = np.asarray((grad.abs().sum(dim=(0, 1)) != 0).numpy())
+    if not mask.any():
+        raise ERFValueError("the input gradient of the centre unit is zero everywhere")
+    lo, hi = [], []
+    for axis in range(nd):
+        other = tuple(a for a in range(nd) if a != axis)
+        hit = mask.any(axis=other) if other else mask
+        idx = np.flatnonzero(hit)
+        lo.append(int(idx[0]))
+        hi.append(int(idx[-1]))
+    return RFBox(shape[1:], out_size, unit, tuple(lo), tuple(hi))
+
+
+def _centre_gradient(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    feature_map: str | None,
+    linearise: bool,
+    seed: int,
+) -> tuple[torch.Tensor, tuple[int, ...], tuple[int, ...]]:
+    """The input gradient of the centre unit's channel sum, as `autograd_rf` takes it."""
+    nd = len(shape) - 1
     net = linearised_copy(model, seed=seed) if linearise else copy.deepcopy(model).double().eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -889,7 +1019,10 @@ def autograd_rf(
         maps = [
             t
             for t in mode.outputs
-            if t.dim() == nd + 2 and t.is_floating_point() and any(s > 1 for s in t.shape[2:])
+            if t.dim() == nd + 2
+            and t.is_floating_point()
+            and any(s > 1 for s in t.shape[2:])
+            and id(t) not in mode.pooled
         ]
         if not maps:
             raise ERFValueError(
@@ -905,14 +1038,79 @@ def autograd_rf(
     unit = tuple((s - 1) // 2 for s in out_size)
     index: tuple[Any, ...] = (0, slice(None), *unit)
     (grad,) = torch.autograd.grad(fmap[index].sum(), x)
-    mask = np.asarray((grad.abs().sum(dim=(0, 1)) != 0).numpy())
-    if not mask.any():
-        raise ERFValueError("the input gradient of the centre unit is zero everywhere")
-    lo, hi = [], []
-    for axis in range(nd):
-        other = tuple(a for a in range(nd) if a != axis)
-        hit = mask.any(axis=other) if other else mask
-        idx = np.flatnonzero(hit)
-        lo.append(int(idx[0]))
-        hi.append(int(idx[-1]))
-    return RFBox(shape[1:], out_size, unit, tuple(lo), tuple(hi))
+    return grad, out_size, unit
+
+
+def pooled_share(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    feature_map: str | None = None,
+    linearise: bool = True,
+    seed: int = 0,
+) -> float:
+    r"""The share of the centre unit's input-gradient mass that passes through gates' pools.
+
+    A squeeze-and-excitation product $y = x\,s(\mathrm{pool}(x))$ has the gradient
+    $s\,\delta + x\,s'\,\partial\,\mathrm{pool}/\partial x$: a local path (the gate
+    held constant, the local ERF `erftheory.torch.trace.from_torch` reads) and a path
+    through the pool, whose RF is the whole input. With $M_\text{local}$ and
+    $M_\text{all}$ the sums over the input of the gradient of the centre unit (summed
+    over channels, as `autograd_rf` takes it) with the gates held constant and kept
+    (`detach_gates` ``"local"`` and ``"pooled"``, same weights, same input), the share
+    is $1 - M_\text{local}/M_\text{all}$. With ``linearise=True`` (the default) it is
+    that of `autograd_rf`'s linearised copy (positive weights, identity activations),
+    where no path cancels, so both masses are positive.
+
+    Args:
+        model: a ``torch.nn.Module`` (not changed).
+        input_shape: ``(C, H, W)`` or ``(C, L)``.
+        feature_map: as for `autograd_rf`.
+        linearise: as for `autograd_rf`.
+        seed: the seed of the weights and of the input.
+
+    Returns:
+        The share, in $[0, 1)$ for a linearised copy (0 without gates).
+
+    Raises:
+        ERFValueError: as for `autograd_rf`; a mass of zero.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from erftheory.torch.models import pooled_share
+        >>> class Gate(nn.Module):  # y = x * mean(x): share x_u / (mean(x) + x_u)
+        ...     def forward(self, x):
+        ...         return x * x.mean(dim=(2, 3), keepdim=True)
+        >>> round(pooled_share(Gate(), (1, 5, 5), linearise=False), 4)
+        0.4637
+    """
+    masses = []
+    for gates in GATES:
+        masses.append(
+            _gradient_mass(
+                detach_gates(model, gates, input_shape=input_shape),
+                input_shape,
+                feature_map=feature_map,
+                linearise=linearise,
+                seed=seed,
+            )
+        )
+    local, total = masses
+    if not total:
+        raise ERFValueError("the input gradient of the centre unit sums to zero")
+    return 1.0 - local / total
+
+
+def _gradient_mass(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    feature_map: str | None,
+    linearise: bool,
+    seed: int,
+) -> float:
+    """The input gradient's sum for the centre unit, as `autograd_rf` forms it."""
+    shape = _spatial(input_shape)
+    grad, _, _ = _centre_gradient(model, shape, feature_map, linearise, seed)
+    return float(grad.sum())

@@ -8,9 +8,11 @@ feature map) is decomposed into chains and blocks: every ``+`` or ``torch.cat`` 
 the paths that leave their nearest common dominator (the last node every path from the
 input to all operands goes through), which become the branches of a
 `erftheory.layers.Residual` (an addition of two branches) or a
-`erftheory.layers.Parallel` (anything else). Graphs that are not series-parallel (one
-node feeding two blocks that overlap, as in DenseNet) are rejected: a shared random
-layer cannot be written as independent branches.
+`erftheory.layers.Parallel` (anything else). Where the graph is not series-parallel
+(one node feeding two blocks that overlap, as in DenseNet and DLA), the part between
+two consecutive nodes that every path goes through becomes one `erftheory.layers.Graph`
+(its nodes in topological order, runs of single-input nodes merged into chains); the
+series-parallel parts stay as they are.
 
 torch is imported inside the functions only; ``import erftheory`` never loads it.
 """
@@ -28,7 +30,13 @@ from typing import Any
 
 from .._config import format_bytes, get_memory_limit
 from .._errors import ERFError, ERFTypeError, ERFValueError, SizeLimitError, with_context
-from ..graph import NotSeriesParallelError, dominators, reachable, series_parallel
+from ..graph import (
+    NotSeriesParallelError,
+    compact_dag,
+    dominators,
+    reachable,
+    series_parallel,
+)
 from ..kernel import Kernel
 from ..layers import (
     Activation,
@@ -37,6 +45,7 @@ from ..layers import (
     Conv,
     Dropout,
     Elementwise,
+    Graph,
     Layer,
     LeakyReLU,
     MaxPool,
@@ -84,8 +93,9 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     ``nn.Linear`` on the channels (a channels-last map, as in ConvNeXt) is a 1×1
     convolution. ``nn.LayerNorm`` over the channels and ``nn.GroupNorm`` are per-pixel
     scales: the identity with ``weights="ones"`` (as batch norm is; GroupNorm's spatial
-    statistics are taken as constants, as batch statistics are), an `ERFValueError`
-    with the other weights (their scale depends on the input). A constant factor of
+    statistics are taken as constants, as batch statistics are), factor 1 with
+    ``"variance"`` (as SE gates below), an `ERFValueError` with ``"model"`` (their scale
+    depends on the input). A constant factor of
     one value per channel (a layer scale) is the identity with ``"ones"``.
 
     **Squeeze-and-excitation.** A product ``x * s`` of a map and a tensor of one pixel
@@ -93,7 +103,12 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     takes the gate as a per-channel constant of the map: the result is the *local* ERF,
     in which the pooled branch contributes no spatial path (through it every output
     depends on every input pixel, weakly). With ``weights="ones"`` the gate is the
-    identity; the other weights refuse it (its value depends on the input).
+    identity; with ``"variance"`` it is taken as 1 (a factor shared by channels that are
+    alike does not change the normalised ERF, only its total; a `UserWarning` says so);
+    ``"model"`` refuses it (its value depends on the input). The share of
+    the gradient mass that the path through the pool carries depends on the activations'
+    values, so it is measured, not read: `erftheory.torch.models.pooled_share` (autograd
+    with the gates held constant and kept).
 
     **Weights.** ``weights`` chooses what a convolution becomes:
 
@@ -114,8 +129,13 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
       independence assumption of Section 2.4 (every output channel receives the same
       expected squared gradient): tap $m$ of a convolution with $C_\text{out}$ outputs
       gets $C(m) = \frac{1}{C_\text{out}}\sum_{o,i} w_{o,i}(m)^2$ (computed in float64,
-      then taken exactly), so the result is the expected squared gradient summed over
-      input channels, averaged over the output channel of the unit. Batch norm
+      then taken exactly), and the network ends in the factor $C'$ of its $C'$ output
+      channels (a last layer "sum over C' output channels"), so the result is the
+      expected square of the input-channel-summed gradient of the *sum over output
+      channels* of the centre unit: `erftheory.torch.empirical_erf`'s seed, so that
+      ``compare(..., normalize=False)`` compares at one scale. The channel average is
+      exact when all output channels are alike (at initialisation);
+      `erftheory.torch.channels.predicted_erf` keeps every channel. Batch norm
       multiplies the squared gradient by the channel mean of
       $\gamma^2/(\sigma^2_{\text{running}}+\epsilon)$.
 
@@ -162,13 +182,24 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
         ERFValueError: a bad ``input_shape`` or ``weights``; a model that does not run
             on ``input_shape``; unsupported options (dilated max pooling, adaptive
             pooling that is not a fixed pool); ``"model"`` weights on a multi-channel
-            layer; a graph that is not series-parallel; indexing or slicing of the batch
+            layer; indexing or slicing of the batch
             or a spatial axis (``x[:, :, 1:]``; the message names the node); a reshape
             that mixes pixels (a transformer); normalisation over spatial axes; an
             SE gate or layer/group norm with weights other than ``"ones"``;
             non-finite weights, factors or batch-norm statistics.
         SizeLimitError: a model that does not run on meta tensors and whose run on
             real zeros of ``input_shape`` would exceed the memory limit.
+
+    Warns:
+        UserWarning: with ``"model"`` or ``"variance"`` weights, where convolutions or
+            batch norms have weights that are all zero (timm's ResNets zero the last
+            batch norm of every block, ``zero_init_last=True``): the paths through them
+            are cut, so the ERF is the other paths' alone. The warning names the layers.
+
+    A forward whose control flow reads a shape (``if x.shape[-1] < 7``, as the head of
+    timm's VGG) cannot be traced symbolically; it is then traced for ``input_shape``
+    with torch.fx's ``MetaTracer`` (shapes concrete), so the network read is the one for
+    that input shape.
 
     Every failure is one of these, with a one-line message that names the module (its
     path in the model and its type) or the operation: an unexpected exception from
@@ -221,10 +252,49 @@ def _from_torch(module: Any, shape: tuple[int, ...], weights: str) -> Network:
     bare = _is_builtin_layer(module)
     # A bare torch.nn layer (nn.Conv2d) is traced as the one layer of a wrapper, so that
     # it is read as a module and not as the functional call inside its forward.
-    gm = _trace(torch.nn.Sequential(module) if bare else module, type(module).__name__)
+    gm = _trace(torch.nn.Sequential(module) if bare else module, type(module).__name__, batched)
     shapes = _shapes(gm, batched)
-    layers = _Converter(gm, shapes, ndim, weights, bare=bare).convert()
+    converter = _Converter(gm, shapes, ndim, weights, bare=bare)
+    layers = converter.convert()
+    if converter.zeroed:
+        _warn_zeroed(converter.zeroed, weights)
+    if converter.unscaled:
+        _warn_unscaled(converter.unscaled)
+    if weights == "variance" and (channels := converter.output_channels()) > 1:
+        # the seed is 1 at the centre unit of every output channel (empirical_erf's
+        # convention); their weights are independent, so the expected squares add
+        layers.append(Activation(f"sum over {channels} output channels", 1, channels))
     return Network(layers, ndim=ndim)
+
+
+def _warn_unscaled(names: Sequence[str]) -> None:
+    """A `UserWarning`: input-dependent factors taken as 1 (only the shape is meaningful)."""
+    import warnings
+
+    shown = "; ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    warnings.warn(
+        f"{len(names)} factor(s) depend on the input ({shown}): with weights='variance' "
+        f"they are taken as 1, so the normalised ERF is the theory's but its total is not "
+        f"(compare with normalize=True)",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_zeroed(names: Sequence[str], weights: str) -> None:
+    """A `UserWarning` naming the layers whose weights are all zero (a branch cut off)."""
+    import warnings
+
+    shown = "; ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    warnings.warn(
+        f"{len(names)} layer(s) have weights that are all zero at this initialisation "
+        f"({shown}): with weights={weights!r} every path through them is cut, so the ERF is "
+        f"that of the other paths alone (in a residual block, the skip path's). timm's "
+        f"ResNets zero the last batch norm of each block by default (zero_init_last=True); "
+        f"pass zero_init_last=False, or use weights='ones', for the ERF of the full network",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _is_builtin_layer(module: Any) -> bool:
@@ -290,7 +360,15 @@ def _resolve_shape(module: Any, shape: tuple[int, ...]) -> tuple[int, tuple[int,
 
 
 # ---------------------------------------------------------------- tracing
-def _trace(module: Any, name: str) -> Any:
+def _trace(module: Any, name: str, batched: tuple[int, ...] | None = None) -> Any:
+    """``module`` traced by torch.fx, its `FROM_TORCH` modules kept whole.
+
+    Where plain symbolic tracing fails (control flow on a shape, as the head of timm's
+    VGG has) and the batched input shape ``batched`` is given, the module is traced
+    again with torch.fx's ``MetaTracer``, whose proxies carry meta tensors: shapes,
+    sizes and ``dim()`` are then concrete numbers, the branch for that input shape is
+    the one recorded, and the nodes that only computed the condition are dropped.
+    """
     import torch.fx as fx
 
     leaves = _leaf_types()
@@ -305,11 +383,45 @@ def _trace(module: Any, name: str) -> Any:
     try:
         graph = tracer.trace(module)
     except Exception as e:
+        meta = _meta_trace(module, batched, leaves) if batched is not None else None
+        if meta is not None:
+            return meta
         raise ERFTypeError(
             f"torch.fx could not trace {name} ({_one_line(e)}); from_torch needs a forward "
             f"whose control flow does not depend on tensor values"
         ) from e
     return fx.GraphModule(tracer.root, graph)
+
+
+def _meta_trace(module: Any, batched: tuple[int, ...], leaves: tuple[type, ...]) -> Any:
+    """``module`` traced with meta tensors of shape ``batched`` (None if that fails too)."""
+    import inspect
+    import warnings
+
+    import torch
+    import torch.fx as fx
+    from torch.fx.experimental.meta_tracer import MetaTracer
+
+    class Tracer(MetaTracer):  # type: ignore[misc]
+        def is_leaf_module(self, m: Any, qualname: str) -> bool:
+            if _own_norm(m):
+                return False
+            return isinstance(m, leaves) or bool(super().is_leaf_module(m, qualname))
+
+    params = list(inspect.signature(module.forward).parameters)
+    if not params:
+        return None
+    tracer = Tracer()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Could not compute metadata": not needed
+            graph = tracer.trace(module, {params[0]: torch.empty(batched, device="meta")})
+        gm = fx.GraphModule(tracer.root, graph)
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    except Exception:  # the caller reports the plain tracer's error
+        return None
+    return gm
 
 
 def _own_norm(m: Any) -> bool:
@@ -475,6 +587,9 @@ class _Converter:
         self.bare = bare
         self.torch, self.F = torch, F
         self.gm, self.shapes, self.ndim, self.weights = gm, shapes, ndim, weights
+        # layers whose weights (or batch-norm scales) are all zero: their branch is cut
+        self.zeroed: list[str] = []
+        self.unscaled: list[str] = []  # input-dependent factors taken as 1 ("variance")
         self.nodes = list(gm.graph.nodes)
         self.order = {n: i for i, n in enumerate(self.nodes)}
         self.input = next(n for n in self.nodes if n.op == "placeholder")
@@ -834,8 +949,14 @@ class _Converter:
         return reachable(self.users(node), self.users)
 
     # ------------------------------------------------------------ decomposition
+    def output_channels(self) -> int:
+        """The channels of the end map (every axis but the batch and the spatial ones)."""
+        shape, axes = self.shapes[self.end], set(self.axes[self.end] or ())
+        return math.prod(int(n) for i, n in enumerate(shape) if i != 0 and i not in axes)
+
     def convert(self) -> list[Layer]:
         last = self.find_end()
+        self.end = last
         region = self.ancestors([last]) & self.feeds
         self.region = region
         # dominators over the region, in topological order (the input has no inputs)
@@ -875,24 +996,80 @@ class _Converter:
             _, extras, kind = self.cache[n]
             return [_block([b + e for b, e in zip(branches, extras, strict=True)], kind)]
 
-        try:
-            return series_parallel(
-                src,
-                dst,
+        def fold(a: Any, b: Any) -> tuple[list[Layer], set[Any]]:
+            seen: set[Any] = set()
+            part = series_parallel(
+                a,
+                b,
                 inputs=inputs,
                 dominators=self.dom,
                 order=self.order,
                 leaf=lambda n: list(self.cache[n]),
                 join=join,
                 is_join=lambda n: isinstance(self.cache[n], tuple),
-                visited=self.done,
+                visited=seen,
             )
-        except NotSeriesParallelError as e:
-            raise ERFValueError(
-                f"the model's graph is not series-parallel: {self.describe(e.node)} feeds "
-                f"branches that are joined in different places (as in DenseNet); "
-                f"erftheory's Residual and Parallel blocks need independent branches"
-            ) from None
+            return part, seen
+
+        try:
+            layers, seen = fold(src, dst)
+        except NotSeriesParallelError:
+            pass
+        else:
+            self.done |= seen
+            return layers
+        # Not series-parallel (DenseNet, DLA): cut at the nodes every path goes through,
+        # keep each series-parallel segment as it was and make every other one a Graph.
+        cuts = sorted(
+            (n for n in self.dom[dst] if self.order[n] >= self.order[src]),
+            key=lambda n: self.order[n],
+        )
+        layers = []
+        for i in range(len(cuts) - 1):
+            a, b = cuts[i], cuts[i + 1]
+            try:
+                part, seen = fold(a, b)
+            except NotSeriesParallelError:
+                part, seen = self.graph(a, b, inputs)
+            self.done |= seen
+            layers += part
+        return layers
+
+    def graph(
+        self, src: Any, dst: Any, inputs: Callable[[Any], list[Any]]
+    ) -> tuple[list[Layer], set[Any]]:
+        """A `Graph` of the nodes after ``src`` up to ``dst`` (each dominates the next)."""
+        lo, hi = self.order[src], self.order[dst]
+        members = [n for n in self.nodes if n in self.region and lo < self.order[n] <= hi]
+        index = {src: 0}
+        chains: list[list[Layer]] = []
+        ins: list[list[int]] = []
+        for n in members:
+            entry = self.cache[n]
+            ops = inputs(n)
+            if any(op not in index for op in ops) or not ops:  # pragma: no cover - dominators
+                raise ERFValueError(
+                    f"internal error: {self.describe(n)} reads a node outside the part of the "
+                    f"graph from {self.describe(src)} to {self.describe(dst)}"
+                )
+            if isinstance(entry, tuple):  # a join: its operands' extra layers, then the sum
+                _, extras, _ = entry
+                reads = []
+                for op, extra in zip(ops, extras, strict=True):
+                    if extra:
+                        chains.append(list(extra))
+                        ins.append([index[op]])
+                        reads.append(len(chains))
+                    else:
+                        reads.append(index[op])
+                chains.append([])
+                ins.append(reads)
+            else:
+                chains.append(list(entry))
+                ins.append([index[op] for op in ops])
+            index[n] = len(chains)
+        chains, ins = compact_dag(chains, ins)
+        return [Graph(chains, ins)], set(members)
 
     def join(self, node: Any, ops: list[Any]) -> tuple[list[Any], list[list[Layer]], str] | None:
         """For a node that sums feature maps: operands, their extra layers and the kind."""
@@ -989,6 +1166,8 @@ class _Converter:
                 )
             return Conv(Kernel(_tensor_fractions(w[0, 0])), stride, dilation, padding)
         v = (w.double() ** 2).sum(dim=(0, 1)) / mod.out_channels
+        if not bool(v.any()):
+            self.zeroed.append(name)
         return Conv(Kernel(_tensor_fractions(v)), stride, dilation, padding)
 
     def avg_pool(self, mod: Any, name: str) -> list[Layer]:
@@ -1045,6 +1224,8 @@ class _Converter:
                 f"needs running_var + eps > 0"
             )
         scales = [float(g) / math.sqrt(v + mod.eps) for g, v in zip(gamma, var, strict=True)]
+        if not any(scales):
+            self.zeroed.append(name)
         if self.weights == "model":
             return [BatchNorm(_exact(scales[0]))]
         # Mean scale and mean squared scale over channels, exactly: the spread of the
@@ -1138,6 +1319,9 @@ class _Converter:
         """``x * s`` with a gate $s$ constant along the map: a per-channel factor."""
         if self.weights == "ones":
             return []
+        if self.weights == "variance":  # a factor shared by alike channels: shape only
+            self.unscaled.append(self.describe(node))
+            return []
         raise ERFValueError(
             f"{self.describe(node)} multiplies the map by a gate computed from it "
             f"(squeeze-and-excitation), whose value depends on the input; weights="
@@ -1172,6 +1356,9 @@ class _Converter:
                 f"on every pixel; from_torch reads normalisation over the channels"
             )
         if self.weights == "ones":  # a per-pixel (per-channel) scale: the identity
+            return []
+        if self.weights == "variance":  # a scale shared by alike channels: shape only
+            self.unscaled.append(name)
             return []
         raise ERFValueError(
             f"{name}: its scale depends on the input (statistics of each pixel or group); "
@@ -1598,6 +1785,10 @@ FROM_TORCH: dict[str, Reads] = {
     ),
     "parallel": Reads(
         structure="other sums of branches, and their concatenation along the channels"
+    ),
+    "graph": Reads(
+        structure="sums and concatenations whose graph is not series-parallel (DenseNet, "
+        "DLA): the segments between the nodes every path goes through"
     ),
 }
 """What `from_torch` reads as each layer type, keyed by the names of the layer registry."""
