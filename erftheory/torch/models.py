@@ -65,6 +65,7 @@ from torch.overrides import TorchFunctionMode
 from .._errors import ERFTypeError, ERFValueError, MissingDependencyError
 
 __all__ = [
+    "FAMILIES",
     "RFBox",
     "autograd_rf",
     "default_input_shape",
@@ -83,6 +84,41 @@ __all__ = [
 ]
 
 SPEC_FORMS = "'torchvision:NAME', 'timm:NAME' or 'path/to/file.py:FACTORY'"
+
+FAMILIES: tuple[tuple[str, str], ...] = (
+    ("ResNet-18", "torchvision:resnet18"),
+    ("ResNet-50", "torchvision:resnet50"),
+    ("ResNeXt-50 32x4d", "torchvision:resnext50_32x4d"),
+    ("Wide-ResNet-50-2", "torchvision:wide_resnet50_2"),
+    ("ResNet-50-D", "timm:resnet50d"),
+    ("VGG11", "torchvision:vgg11"),
+    ("VGG11-BN", "torchvision:vgg11_bn"),
+    ("VGG11 (timm)", "timm:vgg11"),
+    ("AlexNet", "torchvision:alexnet"),
+    ("SqueezeNet 1.0", "torchvision:squeezenet1_0"),
+    ("GoogLeNet", "torchvision:googlenet"),
+    ("Inception-v3", "torchvision:inception_v3"),
+    ("DenseNet-121", "torchvision:densenet121"),
+    ("MobileNetV2", "torchvision:mobilenet_v2"),
+    ("MobileNetV3-small", "torchvision:mobilenet_v3_small"),
+    ("MobileNetV3-large", "torchvision:mobilenet_v3_large"),
+    ("EfficientNet-B0", "torchvision:efficientnet_b0"),
+    ("EfficientNetV2-S", "torchvision:efficientnet_v2_s"),
+    ("RegNetX-400MF", "torchvision:regnet_x_400mf"),
+    ("RegNetY-400MF", "torchvision:regnet_y_400mf"),
+    ("ShuffleNetV2 x1.0", "torchvision:shufflenet_v2_x1_0"),
+    ("MNASNet 1.0", "torchvision:mnasnet1_0"),
+    ("ConvNeXt-Tiny", "torchvision:convnext_tiny"),
+    ("RepVGG-A2", "timm:repvgg_a2"),
+    ("DLA-34", "timm:dla34"),
+    ("CSPResNet-50", "timm:cspresnet50"),
+    ("MixNet-S", "timm:mixnet_s"),
+    ("ReXNet-1.0", "timm:rexnet_100"),
+    ("VoVNet-19-DW (eSE)", "timm:ese_vovnet19b_dw"),
+    ("GhostNet-1.0", "timm:ghostnet_100"),
+)
+"""One representative of every CNN family of issue 14 (label, spec): the models the
+tests and `benchmarks/real_models.py` read with `from_torch` and check against autograd."""
 
 # ---------------------------------------------------------------- importing torchvision
 _SKIPPED: list[str] = []

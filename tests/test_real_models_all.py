@@ -1,0 +1,56 @@
+"""Every CNN family of issue 14, from the real torchvision and timm definitions.
+
+For each representative in `erftheory.torch.models.FAMILIES` (random weights, its
+default input): `from_torch` reads the model (or, where its head is not a global pool,
+its feature extractor), and the RF box of the centre unit equals the support of plain
+autograd's input gradient in a linearised float64 copy (positive weights, identity
+activations, average instead of max pooling, squeeze-and-excitation gates held
+constant: the local field). The check runs at `Network.min_input_size` where that is
+at most `FIT_LIMIT` pixels (the whole RF inside the input: size and position), else at
+the default input (the RF clipped to it: position and clipping).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from erftheory import MissingDependencyError  # noqa: E402
+from erftheory.torch import models  # noqa: E402
+from erftheory.torch.trace import from_torch  # noqa: E402
+
+FIT_LIMIT = 480
+"""Largest input side at which the whole RF is checked (above it the check is clipped)."""
+
+
+def _load(spec: str) -> Any:
+    try:
+        return models.load_model(spec)
+    except MissingDependencyError as e:
+        pytest.skip(f"{spec.split(':')[0]} is not installed: {e}")
+
+
+@pytest.mark.parametrize(("label", "spec"), models.FAMILIES, ids=[s for _, s in models.FAMILIES])
+def test_family_is_read_and_its_rf_equals_autograds(label: str, spec: str) -> None:
+    model = _load(spec)
+    shape = models.default_input_shape(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. timm's zero_init_last warning
+        try:
+            part, net = model, from_torch(model, shape)
+        except Exception:
+            part = models.feature_extractor(model)
+            assert part is not None, f"{label}: neither the model nor its features are read"
+            net = from_torch(part, shape)
+    fit = net.min_input_size()
+    fit = max(fit) if isinstance(fit, tuple) else fit
+    n = fit if fit <= FIT_LIMIT else shape[1]
+    got = models.autograd_rf(models.detach_gates(part, input_shape=(3, n, n)), (3, n, n))
+    assert got == models.network_rf(net, n), label
+    if n == fit:  # the whole field is inside the input: its size is the theory's
+        size = net.receptive_field.size
+        assert got.hi[0] - got.lo[0] + 1 == (size[0] if isinstance(size, tuple) else size)
