@@ -246,3 +246,22 @@ def test_empirical_erf_on_batches_equals_the_tensor(folder: Path) -> None:
     np.testing.assert_array_equal(from_batches.map, from_tensor.map)
     np.testing.assert_array_equal(from_batches.stderr, from_tensor.stderr)
     assert from_batches.origin == from_tensor.origin == (5, 9)
+
+
+def test_empirical_erf_reads_a_folder(
+    folder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``inputs=`` a folder: the images with the model's preprocessing, as image_batches."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+    batches = image_batches(folder, model, "auto", batch_size=3)
+    direct = empirical_erf(model, inputs=batches, dtype=torch.float32)
+    for given in (folder, str(folder)):
+        read = empirical_erf(model, inputs=given, batch_size=3, dtype=torch.float32)
+        assert read.count == direct.count == 5
+        np.testing.assert_array_equal(read.map, direct.map)
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(ERFValueError, match="no image"):
+        empirical_erf(model, inputs=empty)
+    with pytest.raises(ERFValueError, match="is not a folder"):
+        empirical_erf(model, inputs=str(folder / "a.png"))

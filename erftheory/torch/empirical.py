@@ -597,7 +597,11 @@ def empirical_erf(
             generator and moved to ``device``, so every device sees the same inputs),
             a tensor ``(N, C, *spatial)`` (or ``(C, *spatial)`` with ``input_shape``),
             or an iterable (a list, a ``DataLoader``) of tensors or of ``(x, y, ...)``
-            tuples whose first element is the input batch.
+            tuples whose first element is the input batch, or a folder of images (a
+            path): `erftheory.torch.images.image_batches` with the model's own
+            preprocessing (``transform="auto"``: timm's eval transform for a timm
+            model, else the torchvision / standard ImageNet one) in batches of
+            ``batch_size`` (default 16).
         runs: passes over the inputs: a fresh random batch per run with
             ``inputs="random"``, another pass over the tensor or iterable otherwise
             (useful with a factory: a new network per run; with one model, extra passes
@@ -771,6 +775,8 @@ def empirical_erf(
             f"output_layout must be one of {OUTPUT_LAYOUTS} or None, got {output_layout!r}"
         )
     tokens = TokenOptions.parse(prefix_tokens, token_grid)
+    if isinstance(inputs, os.PathLike) or (isinstance(inputs, str) and inputs != "random"):
+        inputs, batch_size = _folder(inputs, model, shape, batch_size)
     auto = False
     if batch_size is None:
         if isinstance(inputs, torch.Tensor):
@@ -843,6 +849,22 @@ def empirical_erf(
         if bar is not None:
             bar.close()
     return meas.result()
+
+
+def _folder(
+    directory: Any, model: Any, shape: tuple[int, ...] | None, batch_size: Any
+) -> tuple[Any, None]:
+    """``inputs`` naming a folder: its images preprocessed for the model, as batches."""
+    if not os.path.isdir(directory):
+        raise ERFValueError(
+            f"inputs must be 'random', a tensor, an iterable or a folder of images; "
+            f"{str(directory)!r} is not a folder"
+        )
+    from .images import image_batches
+
+    size = 16 if batch_size in (None, "auto") else _positive_int(batch_size, "batch_size")
+    owner = model if isinstance(model, nn.Module) else None
+    return image_batches(directory, owner, "auto", batch_size=size, input_shape=shape), None
 
 
 def suggest_batch_size(
