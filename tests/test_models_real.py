@@ -39,15 +39,6 @@ from erftheory.torch.models import (  # noqa: E402
 from erftheory.torch.trace import from_torch  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """One intra-op thread: on a busy machine torch's thread pool is several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _need(package: str) -> Any:
     """The module through `erftheory.torch.models`, or skip the test saying why."""
     try:

@@ -34,13 +34,6 @@ from erftheory.torch.trace import from_torch  # noqa: E402
 TOL = 1e-12
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 class SE(nn.Module):
     """``x + x * pool(x)``: a gated residual block whose gate is the map's own mean."""

@@ -24,14 +24,6 @@ from erftheory.torch.models import autograd_rf, detach_gates, network_rf  # noqa
 from erftheory.torch.trace import from_torch  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class ShapeBranch(nn.Module):
     """Pools only where the map is larger than 8 pixels (control flow on a shape)."""
 

@@ -219,10 +219,8 @@ def _sq_chain(layers: Sequence[Layer], alg: _Algebra, ex: _Exact) -> _Transfer:
     return t
 
 
-def _sq_step(t: _Transfer, layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
-    """``t`` followed by ``layer``."""
-    if not isinstance(layer, _Scalar):
-        return _sq_compose(t, _sq_layer(layer, alg, ex), alg, ex)
+def _mean_and_noise(layer: _Scalar) -> tuple[Fraction, Fraction]:
+    r"""A pointwise factor's mean $\mu$ and variance $s^2 = \mathbb E[f^2] - \mu^2$."""
     mu = Fraction(layer.factor("gradient"))
     noise = Fraction(layer.factor("expected_square")) - mu * mu
     if noise < 0:
@@ -230,6 +228,14 @@ def _sq_step(t: _Transfer, layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer
             f"{layer!r}: its mean square factor is below the square of its mean factor "
             f"(E[f^2] < E[f]^2), which no random factor can have"
         )
+    return mu, noise
+
+
+def _sq_step(t: _Transfer, layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
+    """``t`` followed by ``layer``."""
+    if not isinstance(layer, _Scalar):
+        return _sq_compose(t, _sq_layer(layer, alg, ex), alg, ex)
+    mu, noise = _mean_and_noise(layer)
     m: _Mixed = t.rep
     fams = [(V, F * _fmpq(mu)) for V, F in m.fams]
     if noise:

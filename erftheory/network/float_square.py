@@ -35,6 +35,7 @@ from typing import Any
 from .._errors import ERFTypeError, ERFValueError
 from ..layers import Graph, Layer, _Block, _Scalar, _Spatial
 from .algebra import _EPS, _amax, _Float, _FloatPoly, _Transfer
+from .families import _mean_and_noise
 
 __all__ = ["PRUNE", "float_square_profile", "square_transfer"]
 
@@ -158,13 +159,7 @@ class _Walk:
         if not isinstance(layer, _Scalar):
             return self.compose(t, self.layer(layer))
         alg = self.alg
-        mu = Fraction(layer.factor("gradient"))
-        noise = Fraction(layer.factor("expected_square")) - mu * mu
-        if noise < 0:
-            raise ERFValueError(
-                f"{layer!r}: its mean square factor is below the square of its mean factor "
-                f"(E[f^2] < E[f]^2), which no random factor can have"
-            )
+        mu, noise = _mean_and_noise(layer)
         st: _State = t.rep
         fams = [(V, alg.scale(F, mu)) for V, F in st.fams]
         if noise:
