@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Regenerate the paper's Section 3.1 and 3.2 experiments and the Section 4 "
         "initialisation as PNG figures, results.json and results.md in --out, each figure "
         "showing the exact theory next to the measurement. Needs the 'reproduce' extra "
-        "(torch, matplotlib, scikit-learn). About 90 s of CPU time on one thread; --quick "
+        "(torch, matplotlib, scikit-learn). About 100 s of CPU time on one thread; --quick "
         "makes every figure at reduced size in about 10 s.",
         usage="erftheory reproduce [--out DIR] [--quick] [--device DEV] [--seed N]",
     )

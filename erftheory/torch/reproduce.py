@@ -86,7 +86,8 @@ CPU_THREADS = 1
 """Torch threads on the CPU. The tensors here are small (8 channels at 32×32 and less),
 so a second thread mostly waits for its share of the work: measured at load average 6 on
 a 2-core machine, ``quick=True`` took 8.8 s on one thread against 20.7 s on two, and the
-default run 207 s of wall time for 87 s of CPU time on one thread. One thread also makes
+default run 207 s of wall time for 87 s of CPU time on one thread (before the weights-alone
+prediction was added: now about 100 s of CPU time). One thread also makes
 the float32 reductions, and so the trained networks, the same on every machine."""
 
 PAPER_SLOPES = {"size": 0.56, "ratio": -0.43}
@@ -1285,7 +1286,7 @@ def reproduce(
     On the CPU the experiments run on `CPU_THREADS` torch thread (restored afterwards),
     so the numbers do not depend on the machine's core count either.
 
-    Time: about 90 s of CPU time (Section 3.2, the training, about 60 s of it),
+    Time: about 100 s of CPU time (Section 3.2, the training, about 80 s of it),
     ``quick=True`` about 9 s; on a busy machine the wall time is longer.
     ``results["training"]["gpu_seconds"]`` is the Section 3.2 time on a CUDA device and
     ``"not measured"`` on the CPU.
