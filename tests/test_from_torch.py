@@ -769,12 +769,21 @@ def test_unsupported_options(layer, match):
         from_torch(model, (3, 16, 16))
 
 
-def test_model_weights_need_single_channels():
-    with pytest.raises(ERFValueError, match=r"module '0' of type Conv2d has 3 input"):
-        from_torch(nn.Sequential(nn.Conv2d(3, 1, 3)), (3, 8, 8), weights="model")
-    with pytest.raises(ERFValueError, match=r"module '0' of type BatchNorm2d has 2 features"):
-        from_torch(nn.Sequential(nn.BatchNorm2d(2)), (2, 8, 8), weights="model")
-    # the same models are fine with the other weights
+def test_model_weights_of_multichannel_layers_are_collapsed():
+    """Multi-channel layers under weights="model": one convolution, the gradient of the
+    channel-summed input (here a plain sum of the weights over input channels)."""
+    conv = nn.Conv2d(3, 1, 3, bias=False)
+    net = from_torch(nn.Sequential(conv), (3, 8, 8), weights="model")
+    assert len(net.layers) == 1
+    want = conv.weight.detach().double().sum(1)[0].numpy()
+    got = np.asarray(net.profile().coefficients, dtype=float)
+    assert np.array_equal(got, want)
+    bn = nn.BatchNorm2d(2).eval()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([2.0, 3.0]))
+    one = from_torch(nn.Sequential(bn), (2, 8, 8), weights="model")
+    assert float(one.profile().coefficients[0][0]) == pytest.approx(5 / math.sqrt(1 + bn.eps))
+    # the same models with the other weights
     assert len(from_torch(nn.Sequential(nn.Conv2d(3, 1, 3)), (3, 8, 8), weights="variance")) == 1
 
 
@@ -940,3 +949,110 @@ def test_variance_weights_sum_over_the_output_channels():
     assert raw.max_abs_z < 5, raw
     total = float(np.sum(raw.theory))
     assert abs(float(np.sum(raw.empirical)) / total - 1) < 0.1
+
+
+# ----------------------------------------------------------- weights="model", many channels
+class _MultiChannel(nn.Module):
+    """Batch norm, ReLU, a stride, a max pool, a residual block and a concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.body = nn.Conv2d(4, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 3, 3, stride=2, padding=1)
+        self.side = nn.Conv2d(4, 2, 1, stride=2)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.stem(x)))
+        h = h + self.body(h)
+        return self.pool(torch.cat([self.down(h), self.side(h)], 1))
+
+
+def _random_multichannel(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    m = _MultiChannel().double().eval()
+    with torch.no_grad():
+        m.bn.running_var.uniform_(0.5, 2.0)
+        m.bn.weight.uniform_(0.5, 1.5)
+    return m
+
+
+def test_model_weights_of_a_multichannel_model_are_its_mean_gradient():
+    """One convolution whose kernel is the mean input gradient (ReLU as its mean slope
+    1/2, max pooling as the uniform choice of a tap): against plain autograd of the
+    same model with ReLU as x / 2 and max pooling as average pooling, to rounding."""
+    model = _random_multichannel(0)
+    net = from_torch(model, (3, 24, 24), weights="model")
+    ones = from_torch(model, (3, 24, 24))
+    assert len(net.layers) == 1 and net.receptive_field == ones.receptive_field
+    kernel = np.asarray(net.profile().coefficients, dtype=float)
+
+    class Linear(nn.Module):  # the same model, ReLU as 1/2 and max pool as the average
+        def __init__(self, m: nn.Module) -> None:
+            super().__init__()
+            self.m = m
+            self.mid = nn.Identity()
+            self.avg = nn.AvgPool2d(2)
+
+        def forward(self, x):
+            m = self.m
+            h = self.mid(m.bn(m.stem(x))) * 0.5
+            h = h + m.body(h)
+            return self.avg(torch.cat([m.down(h), m.side(h)], 1))
+
+    n = net.min_input_size()
+    ref = Linear(model).double().eval()
+    x = torch.zeros(1, 3, *n, dtype=torch.float64, requires_grad=True)
+    y = ref(x)
+    unit = net.centre_output(n)
+    y[(0, slice(None), *unit)].sum().backward()
+    grad = x.grad[0].sum(0).numpy()
+    window = net.receptive_field.window(unit)
+    want = grad[tuple(slice(r.start, r.stop) for r in window)]
+    assert np.abs(kernel - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_model_weights_take_gates_as_one_with_a_warning():
+    class Gated(nn.Module):
+        def __init__(self, gate: bool) -> None:
+            super().__init__()
+            self.conv, self.fc, self.out = (
+                nn.Conv2d(2, 3, 3),
+                nn.Conv2d(3, 3, 1),
+                nn.Conv2d(3, 2, 3),
+            )
+            self.gate = gate
+
+        def forward(self, x):
+            y = self.conv(x)
+            if self.gate:
+                y = y * torch.sigmoid(self.fc(y.mean((2, 3), keepdim=True)))
+            return self.out(y)
+
+    torch.manual_seed(1)
+    gated = Gated(True).double()
+    plain = Gated(False).double()
+    plain.load_state_dict(gated.state_dict())
+    with pytest.warns(UserWarning, match=r"taken as 1, an approximation"):
+        a = from_torch(gated, (2, 12, 12), weights="model")
+    b = from_torch(plain, (2, 12, 12), weights="model")
+    assert a.profile().coefficients == b.profile().coefficients
+
+
+def test_model_weights_clip_a_field_larger_than_the_limit(monkeypatch):
+    import erftheory.torch.trace as trace_module
+
+    model = nn.Sequential(
+        nn.Conv1d(2, 3, 5, padding=2, bias=False), nn.Conv1d(3, 1, 5, padding=2, bias=False)
+    ).double()
+    monkeypatch.setattr(trace_module, "COLLAPSE_MAX_SIDE", 4)
+    with pytest.warns(UserWarning, match=r"is 0 where the field leaves it"):
+        net = from_torch(model, (2, 6), weights="model")
+    assert net.receptive_field.size == 9
+    got = [float(c) for c in net.profile().coefficients]
+    x = torch.zeros(1, 2, 6, dtype=torch.float64, requires_grad=True)
+    model(x)[0, 0, 2].backward()  # the centre unit of 6 outputs reads pixels -2 .. 6
+    want = [0.0, 0.0, *x.grad[0].sum(0).tolist(), 0.0]
+    assert got == pytest.approx(want, rel=1e-12, abs=0)

@@ -266,10 +266,10 @@ def test_channels_last_linear_profile_matches_torch():
     assert_profile_matches_torch(Pointwise(), 1)
 
 
-def test_norms_need_ones_or_variance_weights_and_channels():
-    with pytest.raises(ERFValueError, match=r"type LayerNorm: its scale depends") as e:
+def test_norms_are_factor_one_with_a_warning_and_read_over_channels():
+    # weights="model": the norm's input-dependent scale is taken as 1 (an approximation)
+    with pytest.warns(UserWarning, match=r"taken as 1, an approximation"):
         from_torch(ConvNeXtBlock(1), (1, 8, 8), weights="model")
-    one_line(e.value)
     # weights="variance": the norm's scale is taken as 1, with a warning (shape only)
     with pytest.warns(UserWarning, match=r"1 factor\(s\) depend on the input"):
         net = from_torch(ConvNeXtBlock(1), (1, 8, 8), weights="variance")
@@ -339,19 +339,26 @@ def test_squeeze_excitation_gate_is_a_per_channel_factor(se):
     assert whole.size[0] > network_rf(net, 24).size[0]
 
 
-def test_squeeze_excitation_with_model_weights_is_refused():
+def test_squeeze_excitation_with_model_weights_is_factor_one_with_a_warning():
     class OneChannelSE(nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, gate: bool = True) -> None:
             super().__init__()
             self.conv, self.fc = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 1)
+            self.gate = gate
 
         def forward(self, x):
             y = self.conv(x)
+            if not self.gate:
+                return y
             return y * torch.sigmoid(self.fc(y.mean((2, 3), keepdim=True)))
 
-    with pytest.raises(ERFValueError, match=r"multiplies the map by a gate") as e:
-        from_torch(OneChannelSE(), (1, 16, 16), weights="model")
-    one_line(e.value)
+    model = OneChannelSE()
+    with pytest.warns(UserWarning, match=r"taken as 1, an approximation"):
+        gated = from_torch(model, (1, 16, 16), weights="model")
+    plain = OneChannelSE(gate=False)
+    plain.load_state_dict(model.state_dict())
+    ungated = from_torch(plain, (1, 16, 16), weights="model")
+    assert gated.profile().coefficients == ungated.profile().coefficients
 
 
 def test_squeeze_excitation_with_variance_weights_is_the_gateless_shape():

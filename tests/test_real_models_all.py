@@ -24,6 +24,9 @@ from erftheory.torch import models  # noqa: E402
 from erftheory.torch.trace import from_torch  # noqa: E402
 
 FIT_LIMIT = 480
+MEAN_GRADIENT_TOL = 1e-10
+"""Two float64 routes to one signed gradient (relative to the peak): the sums over the
+model's many paths cancel, so more than a few ulps of rounding separate them."""
 """Largest input side at which the whole RF is checked (above it the check is clipped)."""
 
 
@@ -54,3 +57,44 @@ def test_family_is_read_and_its_rf_equals_autograds(label: str, spec: str) -> No
     if n == fit:  # the whole field is inside the input: its size is the theory's
         size = net.receptive_field.size
         assert got.hi[0] - got.lo[0] + 1 == (size[0] if isinstance(size, tuple) else size)
+
+
+def test_model_weights_of_a_real_resnet_are_its_mean_gradient() -> None:
+    """torchvision's ResNet-18 with its own (random) weights: the collapsed network of
+    ``weights="model"`` is plain autograd of the model with every ReLU as $x/2$ (its mean
+    slope) and max pooling as the average over its in-bounds taps, to rounding."""
+    import copy
+
+    import numpy as np
+    from torch import nn
+
+    model = _load("torchvision:resnet18").double().eval()
+    net = from_torch(model, (3, 224, 224), weights="model")
+    assert len(net.layers) == 1
+    assert net.receptive_field == from_torch(model, (3, 224, 224)).receptive_field
+
+    class Half(nn.Module):
+        def forward(self, x):
+            return x * 0.5
+
+    def linear(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, nn.ReLU):
+                setattr(module, name, Half())
+            elif isinstance(child, nn.MaxPool2d):
+                pool = nn.AvgPool2d(child.kernel_size, child.stride, child.padding)
+                pool.count_include_pad = False
+                setattr(module, name, pool)
+            else:
+                linear(child)
+
+    trunk = copy.deepcopy(nn.Sequential(*list(model.children())[:-2]))
+    linear(trunk)
+    n = net.min_input_size()
+    x = torch.zeros(1, 3, *n, dtype=torch.float64, requires_grad=True)
+    unit = net.centre_output(n)
+    trunk(x)[(0, slice(None), *unit)].sum().backward()
+    window = net.receptive_field.window(unit)
+    want = x.grad[0].sum(0).numpy()[tuple(slice(r.start, r.stop) for r in window)]
+    got = np.asarray(net.profile().coefficients, dtype=float)
+    assert np.abs(got - want).max() <= MEAN_GRADIENT_TOL * np.abs(want).max()

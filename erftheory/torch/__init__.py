@@ -17,7 +17,8 @@ it, only ``import erftheory.torch`` does.
   over the traced graph).
 - `predicted_erf`: Eq. 8 channel by channel for real models, one float64 variance pass
   through the model itself; the paper's activation factors or ones calibrated on inputs
-  (`activation_factors`).
+  (`activation_factors`); `mean_gradient`, its fixed-weight counterpart (the expected
+  input gradient with the model's own weights).
 - `compare`: theory against measurement, or two measurements against each other, each
   with its own standard errors (z-scores, total variation, variance ratio, a verdict at
   a stated confidence level).
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 from .batched import BatchedNetworks, batched_input_gradients, paper_network
 from .build import NetworkModule, to_torch
-from .channels import ChannelERF, activation_factors, predicted_erf
+from .channels import ChannelERF, activation_factors, mean_gradient, predicted_erf
 from .compare import Comparison, compare, total_variation
 from .empirical import EmpiricalERF, empirical_erf, suggest_batch_size
 from .exact_gradient import ExactGradient, exact_expected_square, exact_gradient
@@ -79,6 +80,7 @@ __all__ = [
     "exact_gradient",
     "he_",
     "he_variances",
+    "mean_gradient",
     "ones_",
     "paper_network",
     "predicted_erf",

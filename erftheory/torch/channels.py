@@ -1,5 +1,10 @@
 r"""Channel-by-channel expected-square ERF of a torch model, by one backward pass.
 
+(`mean_gradient` runs the same pass with the weights, scales and signs as they are and
+the activations as their mean slopes: the expected gradient of the model's own fixed
+weights, which `erftheory.torch.trace.from_torch` uses for ``weights="model"`` on
+multi-channel models. Gates are taken as 1 and layer norms as their affine weight there.)
+
 The layer algebra of `erftheory.network` is single-channel: `erftheory.torch.trace.from_torch`
 with ``weights="variance"`` averages the squared weights over output channels, exact at
 initialisation (all output channels alike) but not for a model whose channels differ.
@@ -102,6 +107,7 @@ __all__ = [
     "VARIANCE_MODES",
     "ChannelERF",
     "activation_factors",
+    "mean_gradient",
     "predicted_erf",
 ]
 
@@ -196,20 +202,25 @@ def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str, defau
     return args[i] if len(args) > i else default
 
 
-def _paper_factor(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """$\\mathbb E[\\sigma'(x)^2]$ for $x \\sim \\mathcal N(0, 1)$ (Section 2.4)."""
+def _paper_factor(
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], square: bool = True
+) -> Any:
+    """$\\mathbb E[\\sigma'(x)^2]$ (``square``) or $\\mathbb E[\\sigma'(x)]$ for
+    $x \\sim \\mathcal N(0, 1)$ (Section 2.4)."""
+    k = 1 if square else 0
     if func in _RELU_LIKE or func in _HARDTANH:
         return 0.5  # ReLU6 and hardtanh: their clips ignored, as from_torch does
     if func in _LEAKY:
         a = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
-        return (1 + a * a) / 2
+        return (1 + a * a) / 2 if square else (1 + a) / 2
     if func is F.prelu:
         w = _arg(args, kwargs, 1, "weight", None).detach().double().reshape(-1)
-        return ((1 + w * w) / 2).cpu().numpy() if w.numel() > 1 else float((1 + w * w) / 2)
+        f = (1 + w * w) / 2 if square else (1 + w) / 2
+        return f.cpu().numpy() if w.numel() > 1 else float(f)
     if func in _TANH:
-        return normal_factors("tanh", 1.0)[1]
+        return normal_factors("tanh", 1.0)[k]
     if func in _SIGMOID:
-        return normal_factors("sigmoid", 1.0)[1]
+        return normal_factors("sigmoid", 1.0)[k]
     names = _SMOOTH[func]
     if len(names) > 1:  # GELU: the exact form or the tanh approximation
         approx = _arg(args, kwargs, 1, "approximate", "none")
@@ -221,7 +232,7 @@ def _paper_factor(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
         (p.name, Fraction(float(_arg(args, kwargs, i + 1, p.name, p.default))))
         for i, p in enumerate(act.params)
     )
-    return normal_factors(act.name, 1.0, params)[1]
+    return normal_factors(act.name, 1.0, params)[k]
 
 
 def _derivative_squared(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> np.ndarray:
@@ -441,8 +452,10 @@ class _VariancePass(TorchFunctionMode):
         device: torch.device,
         dtype: torch.dtype,
         params: dict[int, str],
+        square: bool = True,
     ) -> None:
         super().__init__()
+        self.square = square  # False: the mean gradient (weights and factors as they are)
         self.variance_of = variance_of
         self.calibrated = factors
         self.used: list[Any] = []
@@ -469,7 +482,7 @@ class _VariancePass(TorchFunctionMode):
 
     def _factor(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.calibrated is None:
-            f = _paper_factor(func, args, kwargs)
+            f = _paper_factor(func, args, kwargs, self.square)
         else:
             k = len(self.used)
             if k >= len(self.calibrated):
@@ -512,8 +525,11 @@ class _VariancePass(TorchFunctionMode):
                 )
             eps = float(kwargs.get("eps", args[7] if len(args) > 7 else 1e-5))
             scale = 1.0 / (self._t(var) + eps)
-            if a.get("weight") is not None:
-                scale = scale * self._t(a["weight"]) ** 2
+            if not self.square:  # the eval-mode scale itself
+                scale = scale.sqrt()
+            weight = a.get("weight")
+            if weight is not None:
+                scale = scale * (self._t(weight) ** 2 if self.square else self._t(weight))
             shape = [1, -1] + [1] * (x.dim() - 2)
             return self._out(x * scale.reshape(shape), [x], 3)
         if func in _ACTIVATION_FUNCS:
@@ -570,6 +586,8 @@ class _VariancePass(TorchFunctionMode):
             valid = _in_bounds(ones, geo, nd)  # in-bounds taps per output
             weight = avg(ones, **geo, **opts)  # n_valid / D per output: the tap weight times n
             divisor = valid / weight
+            if not self.square:  # the average itself
+                return self._out(avg(x, **geo, **opts), [x], math.prod(_tuple(k, nd)) + 1)
             return self._out(avg(x, **geo, **opts) / divisor, [x], math.prod(_tuple(k, nd)) + 2)
         if func in _ADAPTIVE_AVG or func in _ADAPTIVE_MAX:
             nd = _ADAPTIVE_AVG.get(func) or _ADAPTIVE_MAX[func]
@@ -579,13 +597,13 @@ class _VariancePass(TorchFunctionMode):
             ):
                 raise ERFValueError("a max pool that returns its indices is not supported")
             out = _ADAPTIVE_FN[nd](x, size)
-            if func in _ADAPTIVE_AVG:  # squared weights 1/D^2 = average / D
+            if func in _ADAPTIVE_AVG and self.square:  # squared weights 1/D^2 = average / D
                 out = out / _adaptive_divisor(x, size, nd)
             return self._out(out, [x], int(np.prod(x.shape[-nd:])) + 2)
         if func in _DROPOUTS:
             p = float(_arg(args, kwargs, 1, "p", 0.5))
             training = bool(_arg(args, kwargs, 2, "training", True))
-            if not training or p == 0:
+            if not training or p == 0 or not self.square:  # inverted dropout: mean 1
                 return x
             return self._out(x / (1 - p), [x], 1)
         if func in _ADDS or func in _RADD or func in _SUBS:
@@ -593,6 +611,8 @@ class _VariancePass(TorchFunctionMode):
             alpha = float(_arg(args, kwargs, 2, "alpha", 1))
             if not isinstance(b, torch.Tensor) or not b.requires_grad:  # a constant (bias)
                 return a if isinstance(a, torch.Tensor) and a.requires_grad else b
+            if not self.square:  # the mean gradient: the operation itself, signs kept
+                return self._out(func(*args, **kwargs), [a, b], 1)
             if not (isinstance(a, torch.Tensor) and a.requires_grad):
                 return b * alpha * alpha
             inplace = func in (torch.Tensor.add_, torch.Tensor.__iadd__, torch.Tensor.sub_)
@@ -604,6 +624,14 @@ class _VariancePass(TorchFunctionMode):
             b = args[1] if len(args) > 1 else kwargs.get("other")
             if func is torch.Tensor.__rmul__:
                 a, b = b, a
+            if _signal(a) and _signal(b) and not self.square:
+                for one, two in ((a, b), (b, a)):  # a parameter (a layer scale): constant
+                    if _is_param(one, self.params):
+                        return self._out(two * self._t(one.detach()), [two], 1)
+                gate = _gate_of(a, b)
+                if gate is not None:  # a gate: taken as the factor 1 (from_torch warns)
+                    other = b if gate is a else a
+                    return self._out(other * 1.0, [other], 0)
             if _signal(a) and _signal(b):
                 raise ERFValueError(
                     f"{_func_name(func)}: a product of two maps (a gate such as "
@@ -615,13 +643,26 @@ class _VariancePass(TorchFunctionMode):
                 c = self._t(c.detach())
             elif not isinstance(c, numbers.Real):
                 raise ERFTypeError(f"{_func_name(func)} by {type(c).__name__} is not supported")
+            cc = c * c if self.square else c
             if func in _DIVS:
                 if kwargs.get("rounding_mode") is not None or not _signal(a):
                     raise ERFValueError(f"{_func_name(func)} with the map as divisor is not linear")
-                return self._out(sig / (c * c), [sig], 2)
-            return self._out(sig * (c * c), [sig], 2)
+                return self._out(sig / cc, [sig], 2)
+            return self._out(sig * cc, [sig], 2)
+        if not self.square and func in _LINEAR_REDUCTIONS:  # linear: as they are
+            return self._out(func(*args, **kwargs), flat, 1)
+        if not self.square and func in (F.layer_norm, F.group_norm):
+            # the mean gradient: the statistics' scale taken as 1 (it depends on the
+            # input), the affine weight kept
+            w = _arg(args, kwargs, 2, "weight", None)
+            if w is None:
+                return self._out(x * 1.0, [x], 0)
+            w = self._t(w.detach())
+            if func is F.group_norm:
+                w = w.reshape([1, -1] + [1] * (x.dim() - 2))
+            return self._out(x * w, [x], 1)
         if func is torch.Tensor.neg or func is torch.neg or func is torch.Tensor.__neg__:
-            return x
+            return x if self.square else self._out(-x, [x], 0)
         if func in _VIEWS:
             # F.pad: zeros are exact; reflect/replicate copy border pixels (an
             # approximation at the border only, see the module docstring)
@@ -644,6 +685,20 @@ class _VariancePass(TorchFunctionMode):
             f"it supports convolutions, linear maps, batch norm, pointwise activations, "
             f"pooling, dropout, sums, concatenation and views (erftheory.torch.channels)"
         )
+
+
+_LINEAR_REDUCTIONS = frozenset({torch.mean, torch.Tensor.mean, torch.sum, torch.Tensor.sum})
+"""Linear reductions the mean-gradient pass runs as they are (a gate's pooling)."""
+
+
+def _gate_of(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+    """The operand of ``a * b`` that is one pixel per channel (a squeeze-and-excitation
+    gate), or None."""
+    for g, x in ((a, b), (b, a)):
+        if g.dim() == x.dim() and g.dim() > 2 and all(n == 1 for n in g.shape[2:]):
+            if any(n > 1 for n in x.shape[2:]):
+                return g
+    return None
 
 
 def _in_bounds(ones: torch.Tensor, geo: dict[str, Any], nd: int) -> torch.Tensor:
@@ -881,9 +936,44 @@ def predicted_erf(
     elif inputs is not None:
         raise ERFValueError("inputs are only used with activation='calibrated'")
     variance_of, kind = _variance_table(model, variances, dev, dtype)
+    mode = _VariancePass(variance_of, factors, dev, dtype, _param_names(model))
+    per, centre, channels, n = _run(model, shape, mode, output_index, output_channel, dev, dtype)
+    if factors is not None and len(mode.used) != len(factors):
+        raise ERFValueError(
+            f"the calibration pass recorded {len(factors)} activation calls, the variance "
+            f"pass met {len(mode.used)}"
+        )
+    bound = n * _U / (1 - n * _U)
+    return ChannelERF(
+        map=per.sum(axis=0),
+        per_channel=per,
+        centre=centre,
+        output_channels=channels if output_channel is None else 1,
+        factors=tuple(mode.used),
+        operations=n,
+        rounding_bound=bound,
+        activation=activation,
+        variances=kind,
+    )
+
+
+def _param_names(model: nn.Module) -> dict[int, str]:
     params = {id(p): n for n, p in model.named_parameters()}
     params.update({id(b): n for n, b in model.named_buffers()})
-    mode = _VariancePass(variance_of, factors, dev, dtype, params)
+    return params
+
+
+def _run(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    mode: _VariancePass,
+    output_index: Any,
+    output_channel: Any,
+    dev: torch.device,
+    dtype: torch.dtype,
+) -> tuple[np.ndarray, tuple[int, ...], int, int]:
+    """One pass of ``mode`` through ``model``: the per-channel input map of the seeded
+    unit, the unit, the output channels and the rounded operations along the paths."""
     x = torch.zeros((1, *shape), dtype=dtype, device=dev, requires_grad=True)
     was = [m.training for m in model.modules()]
     model.eval()
@@ -893,11 +983,6 @@ def predicted_erf(
     finally:
         for m, t in zip(model.modules(), was, strict=True):
             m.training = t
-    if factors is not None and len(mode.used) != len(factors):
-        raise ERFValueError(
-            f"the calibration pass recorded {len(factors)} activation calls, the variance "
-            f"pass met {len(mode.used)}"
-        )
     if not isinstance(y, torch.Tensor) or y.dim() != len(shape) + 1 or not y.requires_grad:
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ERFValueError(
@@ -932,7 +1017,59 @@ def predicted_erf(
     (g,) = torch.autograd.grad(y, x, seed_grad)
     per = g[0].detach().to("cpu", torch.float64).numpy()
     n = mode.depth.get(id(y), 0) + int(shape[0])  # + the final sum over input channels
-    bound = n * _U / (1 - n * _U)
+    return per, centre, channels, n
+
+
+def mean_gradient(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    output_index: int | Sequence[int] | None = None,
+    output_channel: int | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> ChannelERF:
+    r"""The expected input gradient of a model with its own (fixed) weights, channel by channel.
+
+    Section 2.1 with the model's multi-channel weights, and Section 2.4's treatment of
+    nonlinearities: every activation is its mean slope $\mathbb E[\sigma'(x)]$ for
+    $x \sim \mathcal N(0, 1)$ (1/2 for ReLU), independent of everything else, and a max
+    pool sends the gradient to one of its $n$ taps, each with probability $1/n$; then
+    the model is linear, and its input gradient of the centre unit (seeded at every
+    output channel, or ``output_channel``) is one float64 backward pass through the
+    model itself, under the same operation table as `predicted_erf` with the weights,
+    batch-norm scales, average pools and signs as they are. ``map`` is the gradient of
+    the channel-summed input. For a linear model it is torch's plain input gradient;
+    `erftheory.torch.exact_gradient` gives it in rationals for small models (they agree
+    to rounding). The values are signed sums, so ``rounding_bound`` is NaN (no relative
+    bound); ``activation`` is ``"paper"`` and ``variances`` is ``"gradient"``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> conv = nn.Conv1d(1, 2, 3, bias=False)
+        >>> m = nn.Sequential(conv, nn.ReLU(), nn.Conv1d(2, 1, 1, bias=False))
+        >>> with torch.no_grad():
+        ...     _ = conv.weight.copy_(torch.tensor([[[1.0, 2.0, 1.0]], [[0.0, -2.0, 0.0]]]))
+        ...     _ = m[2].weight.fill_(1.0)
+        >>> mean_gradient(m, (1, 3)).map.tolist()   # (1/2) * ([1, 2, 1] + [0, -2, 0])
+        [0.5, 0.0, 0.5]
+    """
+    shape = _check_shape(input_shape)
+    if not isinstance(model, nn.Module):
+        raise ERFTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ERFTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ERFValueError(f"unknown device {device!r}") from e
+
+    def weights(w: torch.Tensor) -> torch.Tensor:
+        return w.detach().to(dev, dtype)
+
+    mode = _VariancePass(weights, None, dev, dtype, _param_names(model), square=False)
+    per, centre, channels, n = _run(model, shape, mode, output_index, output_channel, dev, dtype)
     return ChannelERF(
         map=per.sum(axis=0),
         per_channel=per,
@@ -940,7 +1077,7 @@ def predicted_erf(
         output_channels=channels if output_channel is None else 1,
         factors=tuple(mode.used),
         operations=n,
-        rounding_bound=bound,
-        activation=activation,
-        variances=kind,
+        rounding_bound=float("nan"),
+        activation="paper",
+        variances="gradient",
     )

@@ -93,9 +93,8 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     ``nn.Linear`` on the channels (a channels-last map, as in ConvNeXt) is a 1×1
     convolution. ``nn.LayerNorm`` over the channels and ``nn.GroupNorm`` are per-pixel
     scales: the identity with ``weights="ones"`` (as batch norm is; GroupNorm's spatial
-    statistics are taken as constants, as batch statistics are), factor 1 with
-    ``"variance"`` (as SE gates below), an `ERFValueError` with ``"model"`` (their scale
-    depends on the input). A constant factor of
+    statistics are taken as constants, as batch statistics are), factor 1 with the other
+    weights (as SE gates below; their scale depends on the input). A constant factor of
     one value per channel (a layer scale) is the identity with ``"ones"``.
 
     **Squeeze-and-excitation.** A product ``x * s`` of a map and a tensor of one pixel
@@ -104,8 +103,9 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
     in which the pooled branch contributes no spatial path (through it every output
     depends on every input pixel, weakly). With ``weights="ones"`` the gate is the
     identity; with ``"variance"`` it is taken as 1 (a factor shared by channels that are
-    alike does not change the normalised ERF, only its total; a `UserWarning` says so);
-    ``"model"`` refuses it (its value depends on the input). The share of
+    alike does not change the normalised ERF, only its total; a `UserWarning` says so),
+    and with ``"model"`` too (an approximation there: the model's gates differ from
+    channel to channel and depend on the input). The share of
     the gradient mass that the path through the pool carries depends on the activations'
     values, so it is measured, not read: `erftheory.torch.models.pooled_share` (autograd
     with the gates held constant and kept).
@@ -117,14 +117,24 @@ def from_torch(module: Any, input_shape: Sequence[int], *, weights: str = "ones"
       normalisation is the identity. With ``kind="gradient"`` this is the ERF of the
       architecture (Section 2.1); with ``kind="expected_square"`` the ERF of random
       weights of equal variance on every tap (Section 2.2).
-    - ``"model"``: the module's weights, exactly (every float64 value as a
-      `fractions.Fraction`). Only for single-channel models: every convolution must have
-      one input and one output channel and every batch norm one feature (else
-      `ERFValueError` naming the module). Batch norm is the constant
-      $\gamma/\sqrt{\sigma^2_{\text{running}}+\epsilon}$ (in training mode too, where
-      the batch statistics make it an approximation). With ``kind="gradient"`` the
-      profile equals torch's input gradient of the centre output unit wherever no
-      nonlinearity or max pooling intervenes.
+    - ``"model"``: the module's weights. A single-channel model (every convolution with
+      one input and one output channel, every batch norm one feature) is read layer by
+      layer, exactly (every float64 value as a `fractions.Fraction`); batch norm is the
+      constant $\gamma/\sqrt{\sigma^2_{\text{running}}+\epsilon}$ (in training mode
+      too, where the batch statistics make it an approximation). With
+      ``kind="gradient"`` the profile equals torch's input gradient of the centre output
+      unit wherever no nonlinearity or max pooling intervenes. A multi-channel model's
+      channel mixing does not factor into one-channel layers, so its network is *one*
+      convolution with the model's receptive field (size, jump, offset) whose kernel is
+      the model's mean input gradient of the centre unit
+      (`erftheory.torch.channels.mean_gradient`: its own weights, every activation its
+      mean slope $\mathbb E[\sigma'(x)]$ of Section 2.4, max pooling the uniform choice of
+      a tap, seeded at every output channel, the gradient of the channel-summed input;
+      one float64 backward pass at `erftheory.network.Network.min_input_size`, or at the
+      given input, clipped, when that is above `COLLAPSE_MAX_SIDE`). Use it with
+      ``kind="gradient"``; for multi-channel theory of random weights see
+      `erftheory.torch.channels.predicted_erf`. Gates and channel norms, whose value
+      depends on the input, are taken as 1 (a `UserWarning` says so).
     - ``"variance"``: per-tap weight variances for ``kind="expected_square"`` under the
       independence assumption of Section 2.4 (every output channel receives the same
       expected squared gradient): tap $m$ of a convolution with $C_\text{out}$ outputs
@@ -259,7 +269,10 @@ def _from_torch(module: Any, shape: tuple[int, ...], weights: str) -> Network:
     if converter.zeroed:
         _warn_zeroed(converter.zeroed, weights)
     if converter.unscaled:
-        _warn_unscaled(converter.unscaled)
+        _warn_unscaled(converter.unscaled, weights)
+    if converter.multichannel:
+        spatial = tuple(int(n) for n in batched[2:])
+        return _collapsed(_up_to(gm, converter.end), layers, ndim, int(batched[1]), spatial)
     if weights == "variance" and (channels := converter.output_channels()) > 1:
         # the seed is 1 at the centre unit of every output channel (empirical_erf's
         # convention); their weights are independent, so the expected squares add
@@ -267,18 +280,110 @@ def _from_torch(module: Any, shape: tuple[int, ...], weights: str) -> Network:
     return Network(layers, ndim=ndim)
 
 
-def _warn_unscaled(names: Sequence[str]) -> None:
-    """A `UserWarning`: input-dependent factors taken as 1 (only the shape is meaningful)."""
+def _warn_unscaled(names: Sequence[str], weights: str) -> None:
+    """A `UserWarning`: input-dependent factors taken as 1."""
     import warnings
 
     shown = "; ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    what = (
+        "so the normalised ERF is the theory's but its total is not (compare with normalize=True)"
+        if weights == "variance"
+        else "an approximation: the model's own gates and norms scale its channels "
+        "differently, and by values that depend on the input"
+    )
     warnings.warn(
-        f"{len(names)} factor(s) depend on the input ({shown}): with weights='variance' "
-        f"they are taken as 1, so the normalised ERF is the theory's but its total is not "
-        f"(compare with normalize=True)",
+        f"{len(names)} factor(s) depend on the input ({shown}): with weights={weights!r} "
+        f"they are taken as 1, {what}",
         UserWarning,
         stacklevel=4,
     )
+
+
+def _up_to(gm: Any, end: Any) -> Any:
+    """The traced model cut at node ``end`` (the last spatial map): its output is ``end``."""
+    import torch.fx as fx
+
+    graph = fx.Graph()
+    env: dict[Any, Any] = {}
+    for node in gm.graph.nodes:
+        if node.op == "output":
+            break
+        env[node] = graph.node_copy(node, lambda n: env[n])
+        if node is end:
+            break
+    graph.output(env[end])
+    cut = fx.GraphModule(gm, graph)
+    cut.graph.eliminate_dead_code()
+    cut.recompile()
+    return cut
+
+
+COLLAPSE_MAX_SIDE = 720
+"""The largest `Network.min_input_size` side at which ``weights="model"`` evaluates a
+multi-channel model's mean gradient on its whole receptive field (`_collapsed`); above
+it (and above the given input) the gradient is taken at the given input, clipped."""
+
+
+def _collapsed(
+    module: Any, layers: list[Layer], ndim: int, channels: int, given: tuple[int, ...]
+) -> Network:
+    """``weights="model"`` for a multi-channel model: one convolution, the mean gradient.
+
+    A one-channel `Network` cannot carry the model's channel mixing layer by layer, but
+    the centre unit's input gradient can: `erftheory.torch.channels.mean_gradient` (the
+    model's own weights, activations as their mean slopes, one float64 backward pass)
+    at `Network.min_input_size`, read on the unit's RF window, becomes the kernel of one
+    convolution with the network's jump and offset (``layers``, read as all-ones
+    kernels, give the geometry). Where the smallest input holding the field has a side
+    above `COLLAPSE_MAX_SIDE` (and above the given input), the gradient is taken at the
+    given input instead and is 0 on the part of the field outside it (a `UserWarning`
+    says so).
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from .channels import mean_gradient
+
+    geo = Network(layers, ndim=ndim)
+    rf = geo.receptive_field
+    size = geo.min_input_size()
+    sizes = (size,) if isinstance(size, int) else tuple(size)
+    if max(sizes) > max(COLLAPSE_MAX_SIDE, *given):
+        warnings.warn(
+            f"weights='model': the receptive field ({'x'.join(map(str, _tuple_of(rf.size)))}) "
+            f"fits from an input of {'x'.join(map(str, sizes))}, above {COLLAPSE_MAX_SIDE} "
+            f"pixels; the mean gradient is taken at the given input "
+            f"{'x'.join(map(str, given))} and is 0 where the field leaves it",
+            UserWarning,
+            stacklevel=4,
+        )
+        sizes = given
+    unit = geo.centre_output(sizes if ndim > 1 else sizes[0])
+    units = (unit,) if isinstance(unit, int) else tuple(unit)
+    g = mean_gradient(module, (channels, *sizes), output_index=units).map
+    window = rf.window(units)
+    values = np.zeros(tuple(len(r) for r in window))
+    src = tuple(slice(max(r.start, 0), min(r.stop, n)) for r, n in zip(window, sizes, strict=True))
+    dst = tuple(
+        slice(s.start - r.start, s.stop - r.start) for s, r in zip(src, window, strict=True)
+    )
+    values[dst] = g[src]
+    kernel = Kernel(_tensor_fractions(torch.as_tensor(values)))
+    offset = (rf.offset,) if isinstance(rf.offset, int) else tuple(rf.offset)
+    if any(o > 0 for o in offset):  # pragma: no cover - a field that starts inside
+        raise ERFValueError(f"the RF offset {rf.offset} is positive; it cannot be padding")
+    padding = tuple(-o for o in offset)
+    one = Conv(kernel, rf.jump, 1, padding if ndim > 1 else padding[0])
+    net = Network([one], ndim=ndim)
+    if net.receptive_field != rf:  # pragma: no cover - one convolution spans the field
+        raise ERFValueError(f"the collapsed network's RF {net.receptive_field} is not {rf}")
+    return net
+
+
+def _tuple_of(v: Any) -> tuple[int, ...]:
+    return (v,) if isinstance(v, int) else tuple(v)
 
 
 def _warn_zeroed(names: Sequence[str], weights: str) -> None:
@@ -589,7 +694,8 @@ class _Converter:
         self.gm, self.shapes, self.ndim, self.weights = gm, shapes, ndim, weights
         # layers whose weights (or batch-norm scales) are all zero: their branch is cut
         self.zeroed: list[str] = []
-        self.unscaled: list[str] = []  # input-dependent factors taken as 1 ("variance")
+        self.unscaled: list[str] = []  # input-dependent factors taken as 1
+        self.multichannel: list[str] = []  # multi-channel layers under weights="model"
         self.nodes = list(gm.graph.nodes)
         self.order = {n: i for i, n in enumerate(self.nodes)}
         self.input = next(n for n in self.nodes if n.op == "placeholder")
@@ -1158,12 +1264,9 @@ class _Converter:
             return Conv(_collapse(mod.kernel_size), stride, dilation, padding)
         w = mod.weight.detach()
         if self.weights == "model":
-            if mod.in_channels != 1 or mod.out_channels != 1:
-                raise ERFValueError(
-                    f"{name} has {mod.in_channels} input and {mod.out_channels} output channels; "
-                    f"weights='model' needs single-channel convolutions (use weights='ones' or "
-                    f"'variance' for multi-channel models)"
-                )
+            if mod.in_channels != 1 or mod.out_channels != 1:  # see _collapsed
+                self.multichannel.append(name)
+                return Conv(_collapse(mod.kernel_size), stride, dilation, padding)
             return Conv(Kernel(_tensor_fractions(w[0, 0])), stride, dilation, padding)
         v = (w.double() ** 2).sum(dim=(0, 1)) / mod.out_channels
         if not bool(v.any()):
@@ -1207,11 +1310,9 @@ class _Converter:
                 f"{name} has no running statistics (track_running_stats=False); its gradient "
                 f"depends on the batch"
             )
-        if self.weights == "model" and mod.num_features != 1:
-            raise ERFValueError(
-                f"{name} has {mod.num_features} features; weights='model' needs "
-                f"single-channel layers"
-            )
+        if self.weights == "model" and mod.num_features != 1:  # see _collapsed
+            self.multichannel.append(name)
+            return []
         # in Python floats (correctly rounded), so the values are reproducible
         var = [float(v) for v in mod.running_var.detach().double().tolist()]
         gamma = [1.0] * len(var) if mod.weight is None else mod.weight.detach().double().tolist()
@@ -1319,14 +1420,8 @@ class _Converter:
         """``x * s`` with a gate $s$ constant along the map: a per-channel factor."""
         if self.weights == "ones":
             return []
-        if self.weights == "variance":  # a factor shared by alike channels: shape only
-            self.unscaled.append(self.describe(node))
-            return []
-        raise ERFValueError(
-            f"{self.describe(node)} multiplies the map by a gate computed from it "
-            f"(squeeze-and-excitation), whose value depends on the input; weights="
-            f"'{self.weights}' needs fixed factors: use weights='ones'"
-        )
+        self.unscaled.append(self.describe(node))  # its value depends on the input
+        return []
 
     def constant_factor(self, node: Any, src: Any, other: Any) -> list[Layer]:
         """``x * w`` with a parameter ``w`` constant along the map (a layer scale)."""
@@ -1336,11 +1431,9 @@ class _Converter:
             return []
         values = [_exact(v) for v in self.attribute(other).detach().double().reshape(-1).tolist()]
         if self.weights == "model":
-            if len(values) != 1:
-                raise ERFValueError(
-                    f"{self.describe(node)} scales {len(values)} channels; weights='model' needs "
-                    f"single-channel layers"
-                )
+            if len(values) != 1:  # see _collapsed
+                self.multichannel.append(self.describe(node))
+                return []
             return [_scale("scale", values[0])]
         mean = sum(values, Fraction(0)) / len(values)
         square = sum((v * v for v in values), Fraction(0)) / len(values)
@@ -1357,13 +1450,8 @@ class _Converter:
             )
         if self.weights == "ones":  # a per-pixel (per-channel) scale: the identity
             return []
-        if self.weights == "variance":  # a scale shared by alike channels: shape only
-            self.unscaled.append(name)
-            return []
-        raise ERFValueError(
-            f"{name}: its scale depends on the input (statistics of each pixel or group); "
-            f"weights='{self.weights}' needs fixed scales: use weights='ones'"
-        )
+        self.unscaled.append(name)  # its scale depends on the input
+        return []
 
     def linear(self, mod: Any, name: str) -> list[Layer]:
         """``nn.Linear`` on the channels (channels last): a 1x1 convolution."""
@@ -1372,11 +1460,9 @@ class _Converter:
             return [Conv(one, 1, 1, 0)]
         w = mod.weight.detach()
         if self.weights == "model":
-            if w.shape != (1, 1):
-                raise ERFValueError(
-                    f"{name} has {mod.in_features} input and {mod.out_features} output "
-                    f"features; weights='model' needs single-channel layers"
-                )
+            if w.shape != (1, 1):  # see _collapsed
+                self.multichannel.append(name)
+                return [Conv(one, 1, 1, 0)]
             v = _exact(float(w[0, 0]))
         else:
             v = _exact(float((w.double() ** 2).sum()) / mod.out_features)
