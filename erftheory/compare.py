@@ -223,15 +223,19 @@ def _start(
 
 
 def _measured(
-    obj: Any, stderr: Any, normalize: bool, what: str
+    obj: Any, stderr: Any, normalize: bool, what: str, prefix: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None, Any]:
-    """``(map, stderr, raw map, count, the EmpiricalERF or None)`` of a measurement."""
-    if hasattr(obj, "map") and hasattr(obj, "stderr") and hasattr(obj, "normalized"):
+    """``(map, stderr, raw map, count, the EmpiricalERF or None)`` of a measurement.
+
+    ``what`` names the argument (``"empirical"``, ``"theory"``); ``prefix`` starts the
+    messages about its values (``""`` for the one measurement of `compare`).
+    """
+    if hasattr(obj, "map") and hasattr(obj, "stderr"):
         if stderr is not None:
             raise ERFValueError(f"stderr= is only for an array {what}; an EmpiricalERF has its own")
         count = int(obj.count)
         if count == 0:
-            raise ERFValueError(f"the {what} measurement aggregated no samples (count == 0)")
+            raise ERFValueError(f"the {prefix}measurement aggregated no samples (count == 0)")
         if normalize:
             m, se = obj.normalized()
         else:
@@ -252,9 +256,23 @@ def _measured(
     if normalize:
         total = float(raw.sum())
         if total == 0 or not math.isfinite(total):
-            raise ERFValueError(f"the {what} map sums to {total!r}; it cannot be normalised")
+            raise ERFValueError(
+                f"the {prefix or 'measured '}map sums to {total!r}; it cannot be normalised"
+            )
         return raw / total, se / abs(total), raw, None, None
-    return raw, se, raw, None, None
+    return raw, np.asarray(se, dtype=np.float64), raw, None, None
+
+
+def _check_values(values: np.ndarray, se: np.ndarray, prefix: str) -> None:
+    """A measured map must be finite with standard errors that are >= 0 and not NaN."""
+    if np.isnan(se).any():
+        raise ERFValueError(
+            f"the {prefix}standard error has NaNs (fewer than 2 samples?); measure more samples"
+        )
+    if (se < 0).any() or not np.isfinite(values).all():
+        raise ERFValueError(
+            f"the {prefix or 'measured '}map must be finite and its standard error >= 0"
+        )
 
 
 def _is_measurement(theory: Any) -> bool:
@@ -345,52 +363,13 @@ def compare(
         )
 
     # ---- the measurement
-    count: int | None = None
+    e_map, e_se, e_raw, count, emp_obj = _measured(empirical, stderr, normalize, "empirical", "")
     centre: tuple[int, ...] | None = None
     e_origin: tuple[int, ...] | None = None
-    if hasattr(empirical, "map") and hasattr(empirical, "stderr"):
-        if stderr is not None:
-            raise ERFValueError(
-                "stderr= is only for an array empirical; an EmpiricalERF has its own"
-            )
-        emp_obj: Any = empirical
-        count = int(emp_obj.count)
+    if emp_obj is not None:
         centre = tuple(int(c) for c in emp_obj.centre)
         e_origin = tuple(int(o) for o in emp_obj.origin)
-        if count == 0:
-            raise ERFValueError("the measurement aggregated no samples (count == 0)")
-        if normalize:
-            e_map, e_se = emp_obj.normalized()
-        else:
-            e_map, e_se = emp_obj.map, emp_obj.stderr
-        e_raw = np.asarray(emp_obj.map, dtype=np.float64)
-    else:
-        if isinstance(empirical, tuple) and len(empirical) == 2 and stderr is None:
-            empirical, stderr = empirical
-        if not isinstance(empirical, (np.ndarray, list)):
-            raise ERFTypeError(
-                f"empirical must be an EmpiricalERF, an array or a (map, stderr) pair, got "
-                f"{type(empirical).__name__}"
-            )
-        if stderr is None:
-            raise ERFValueError("an array empirical needs its standard error: stderr=")
-        e_raw = np.asarray(empirical, dtype=np.float64)
-        se = np.broadcast_to(np.asarray(stderr, dtype=np.float64), e_raw.shape)
-        if normalize:
-            total = float(e_raw.sum())
-            if total == 0 or not math.isfinite(total):
-                raise ERFValueError(f"the measured map sums to {total!r}; it cannot be normalised")
-            e_map, e_se = e_raw / total, se / abs(total)
-        else:
-            e_map, e_se = e_raw, se
-    e_map = np.asarray(e_map, dtype=np.float64)
-    e_se = np.asarray(e_se, dtype=np.float64)
-    if np.isnan(e_se).any():
-        raise ERFValueError(
-            "the standard error has NaNs (fewer than 2 samples?); measure more samples"
-        )
-    if (e_se < 0).any() or not np.isfinite(e_map).all():
-        raise ERFValueError("the measured map must be finite and its standard error >= 0")
+    _check_values(e_map, e_se, "")
 
     # ---- the theory on the measured grid
     t_arr, t_origin = _theory(theory, normalize)
@@ -520,8 +499,8 @@ def _two_sample(
     rtol: float,
 ) -> Comparison:
     """`compare` of two measurements, each with its own standard error."""
-    e_map, e_se, e_raw, n_e, _ = _measured(empirical, stderr, normalize, "empirical")
-    t_map, t_se, t_raw, n_t, _ = _measured(reference, None, normalize, "theory")
+    e_map, e_se, e_raw, n_e, _ = _measured(empirical, stderr, normalize, "empirical", "empirical ")
+    t_map, t_se, t_raw, n_t, _ = _measured(reference, None, normalize, "theory", "theory ")
     if e_map.shape != t_map.shape:
         raise ERFValueError(
             f"two measured maps must have one shape to be compared pixel by pixel, got "
@@ -529,13 +508,8 @@ def _two_sample(
         )
     if start is not None and any(int(v) != 0 for v in _axes(start)):
         raise ERFValueError("start= places a theory grid; two measured maps share one grid")
-    for name, values, se in (("empirical", e_map, e_se), ("theory", t_map, t_se)):
-        if np.isnan(se).any():
-            raise ERFValueError(
-                f"the {name} standard error has NaNs (fewer than 2 samples?); measure more samples"
-            )
-        if (se < 0).any() or not np.isfinite(values).all():
-            raise ERFValueError(f"the {name} map must be finite and its standard error >= 0")
+    _check_values(e_map, e_se, "empirical ")
+    _check_values(t_map, t_se, "theory ")
     counts = [c for c in (n_e, n_t) if c is not None]
     return _verdict(
         e_map,
