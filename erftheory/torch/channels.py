@@ -916,14 +916,7 @@ def predicted_erf(
         )
     if activation not in ACTIVATION_MODES:
         raise ERFValueError(f"activation must be one of {ACTIVATION_MODES}, got {activation!r}")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ERFTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ERFValueError(f"unknown device {device!r}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ERFValueError(f"device {device!r} is not available (no CUDA)")
+    dev = _device_for(device, dtype)
     factors: list[Any] | None = None
     if activation == "calibrated":
         if inputs is None:
@@ -955,6 +948,19 @@ def predicted_erf(
         activation=activation,
         variances=kind,
     )
+
+
+def _device_for(device: Any, dtype: Any) -> torch.device:
+    """The checked device of a pass (and a check of its floating ``dtype``)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ERFTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ERFValueError(f"unknown device {device!r}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ERFValueError(f"device {device!r} is not available (no CUDA)")
+    return dev
 
 
 def _param_names(model: nn.Module) -> dict[int, str]:
@@ -1058,12 +1064,7 @@ def mean_gradient(
     shape = _check_shape(input_shape)
     if not isinstance(model, nn.Module):
         raise ERFTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ERFTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ERFValueError(f"unknown device {device!r}") from e
+    dev = _device_for(device, dtype)
 
     def weights(w: torch.Tensor) -> torch.Tensor:
         return w.detach().to(dev, dtype)
