@@ -17,8 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from erftheory.torch.models import FAMILIES, default_input_shape, feature_extractor, load_model
-from erftheory.torch.trace import from_torch
+from erftheory.torch.models import FAMILIES, default_input_shape, load_model, read_model
 
 
 def main() -> None:
@@ -34,13 +33,7 @@ def main() -> None:
         model = load_model(spec)
         shape = default_input_shape(model)
         try:
-            try:
-                net = from_torch(model, shape, weights="model")
-            except Exception:
-                part = feature_extractor(model)
-                if part is None:
-                    raise
-                net = from_torch(part, shape, weights="model")
+            net = read_model(model, shape, weights="model")[2]
             peak = float(np.abs(np.asarray(net.profile().coefficients, dtype=float)).max())
             read += 1
             rf = net.receptive_field.size

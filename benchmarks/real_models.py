@@ -47,10 +47,10 @@ from erftheory.torch.models import (
     autograd_rf,
     default_input_shape,
     detach_gates,
-    feature_extractor,
     import_timm,
     import_torchvision,
     load_model,
+    model_parts,
     network_rf,
     skipped_fake_kernels,
 )
@@ -143,11 +143,7 @@ def run_one(label: str, spec: str, cap: int) -> Row:
         row.errors.append(f"load: {_one_line(e)}")
         return row
     shape = default_input_shape(model)
-    candidates = [("whole", model)]
-    features = feature_extractor(model)
-    if features is not None:
-        candidates.append(("features", features))
-    for part, module in candidates:
+    for part, module in model_parts(model):
         t = time.perf_counter()
         try:
             net = from_torch(module, shape)
@@ -213,11 +209,7 @@ def profile_one(label: str, spec: str) -> ProfileRow:
         row.note = f"load: {_one_line(e, 100)}"
         return row
     shape = default_input_shape(model)
-    candidates = [("whole", model)]
-    features = feature_extractor(model)
-    if features is not None:
-        candidates.append(("features", features))
-    for part, module in candidates:
+    for part, module in model_parts(model):
         t = time.perf_counter()
         try:
             net = from_torch(module, shape)

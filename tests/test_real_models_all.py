@@ -43,12 +43,7 @@ def test_family_is_read_and_its_rf_equals_autograds(label: str, spec: str) -> No
     shape = models.default_input_shape(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. timm's zero_init_last warning
-        try:
-            part, net = model, from_torch(model, shape)
-        except Exception:
-            part = models.feature_extractor(model)
-            assert part is not None, f"{label}: neither the model nor its features are read"
-            net = from_torch(part, shape)
+        _, part, net = models.read_model(model, shape)
     fit = net.min_input_size()
     fit = max(fit) if isinstance(fit, tuple) else fit
     n = fit if fit <= FIT_LIMIT else shape[1]

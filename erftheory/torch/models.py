@@ -77,9 +77,11 @@ __all__ = [
     "linearised_copy",
     "linearised_functions",
     "load_model",
+    "model_parts",
     "network_rf",
     "parse_spec",
     "pooled_share",
+    "read_model",
     "skipped_fake_kernels",
 ]
 
@@ -483,6 +485,44 @@ def feature_extractor(model: nn.Module) -> nn.Module | None:
         return _ForwardFeatures(model)
     features = getattr(model, "features", None)
     return features if isinstance(features, nn.Module) else None
+
+
+def model_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """What `from_torch` is tried on, in order: ``("whole", model)``, then
+    ``("features", feature_extractor(model))`` where the model has one.
+
+    Example:
+        >>> from torch import nn
+        >>> [part for part, _ in model_parts(nn.Conv2d(1, 1, 3))]
+        ['whole']
+    """
+    parts: list[tuple[str, nn.Module]] = [("whole", model)]
+    features = feature_extractor(model)
+    if features is not None:
+        parts.append(("features", features))
+    return parts
+
+
+def read_model(
+    model: nn.Module, input_shape: Sequence[int], weights: str = "ones"
+) -> tuple[str, nn.Module, Any]:
+    """``(part, module, network)`` for the first of `model_parts` that `from_torch` reads;
+    if none is read, the error of the last one.
+
+    Example:
+        >>> from torch import nn
+        >>> read_model(nn.Sequential(nn.Conv2d(1, 1, 3)), (1, 8, 8))[0]
+        'whole'
+    """
+    from .trace import from_torch
+
+    *first, (last_part, last) = model_parts(model)
+    for part, module in first:
+        try:
+            return part, module, from_torch(module, input_shape, weights=weights)
+        except Exception:  # the next part may be read
+            continue
+    return last_part, last, from_torch(last, input_shape, weights=weights)
 
 
 # ------------------------------------------------------------------ linearised copy
