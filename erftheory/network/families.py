@@ -231,6 +231,22 @@ def _mean_and_noise(layer: _Scalar) -> tuple[Fraction, Fraction]:
     return mu, noise
 
 
+def _sq_aligned_sum(
+    parts: Sequence[_Transfer], alg: _Algebra, ex: _Exact, d: int
+) -> tuple[Any, list[tuple[Any, Any]], tuple[int, ...], tuple[int, ...]]:
+    """Branches of one jump summed on a common grid: ``(D, families, pad, size)``, the
+    fixed parts added and the families pooled (unmerged), each shifted into place."""
+    pad = tuple(max(t.pad[i] for t in parts) for i in range(d))
+    D = ex.zero()
+    fams: list[tuple[Any, Any]] = []
+    for t in parts:
+        s = tuple(pad[i] - t.pad[i] for i in range(d))
+        D = D + ex.shift(t.rep.D, s)
+        fams += [(alg.shift(V, s), F) for V, F in t.rep.fams]
+    size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in range(d))
+    return D, fams, pad, size
+
+
 def _sq_step(t: _Transfer, layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
     """``t`` followed by ``layer``."""
     if not isinstance(layer, _Scalar):
@@ -260,14 +276,7 @@ def _sq_layer(layer: Layer, alg: _Algebra, ex: _Exact) -> _Transfer:
         jumps = {t.jump for t in parts}
         if len(jumps) > 1:
             _sum([_gradient(b, _Geometry(d)) for b in layer.branches], _Geometry(d), layer)
-        pad = tuple(max(t.pad[i] for t in parts) for i in range(d))
-        D = ex.zero()
-        fams: list[tuple[Any, Any]] = []
-        for t in parts:
-            s = tuple(pad[i] - t.pad[i] for i in range(d))
-            D = D + ex.shift(t.rep.D, s)
-            fams += [(alg.shift(V, s), F) for V, F in t.rep.fams]
-        size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in range(d))
+        D, fams, pad, size = _sq_aligned_sum(parts, alg, ex, d)
         return _Transfer(_Mixed(D, _merge(fams, alg)), parts[0].jump, pad, size)
     if isinstance(layer, Graph):
         return _sq_graph(layer, alg, ex)
@@ -309,14 +318,7 @@ def _sq_graph(graph: Graph, alg: _Algebra, ex: _Exact) -> _Transfer:
         jumps = {t.jump for t in parts}
         if len(jumps) > 1:
             _sum([_Transfer(None, t.jump, t.pad, t.size) for t in parts], geometry, graph)
-        pad = tuple(max(t.pad[i] for t in parts) for i in range(d))
-        D = ex.zero()
-        fams: list[tuple[Any, Any]] = []
-        for t in parts:
-            s = tuple(pad[i] - t.pad[i] for i in range(d))
-            D = D + ex.shift(t.rep.D, s)
-            fams += [(alg.shift(V, s), F) for V, F in t.rep.fams]
-        size = tuple(max(pad[i] - t.pad[i] + t.size[i] for t in parts) for i in range(d))
+        D, fams, pad, size = _sq_aligned_sum(parts, alg, ex, d)
         return _Transfer(unshift(_Mixed(D, fams)), parts[0].jump, pad, size)
 
     def apply(t: _Transfer, k: int) -> _Transfer:
