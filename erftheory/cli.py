@@ -799,9 +799,14 @@ def _network(
         summary = _summary(args, prof, plot_path)
     except SizeLimitError as exc:
         return _arch_too_large(args, net, kind, head, exc, source)
-    rows, table = _table(net, kind)
+    try:
+        rows, table = _table(net, kind)
+    except SizeLimitError as exc:  # the profile took the float route; the table is exact
+        rows, table = None, f"per-layer table: not computed ({exc})"
     if args.json:
         doc = {**source, **summary, "table": rows}
+        if rows is None:
+            doc["table_note"] = table
         sys.stdout.write(_json(doc) + "\n")
         return 0
     lines = [

@@ -423,3 +423,24 @@ def test_exact_values_beyond_float_range_print_as_text():
     assert _approx(Fraction(1, 10**400)) == "1e-400"
     assert _approx(Fraction(2**300 + 1, 3)) == pytest.approx(2**300 / 3)
     assert _exact([Fraction(3, 2), None, 0.5, 10**5000]) == ["3/2", None, 0.5, "1e+5000"]
+
+
+def test_a_table_above_the_memory_limit_leaves_the_rest(capsys, tmp_path, monkeypatch):
+    """Where the profile took the float route but the exact per-layer table is refused
+    (Inception-v3 at init: fixed parts of 31.8 GiB), the summary still prints."""
+    from erftheory import SizeLimitError
+    from erftheory.network import Network
+
+    def refused(self, kind="gradient"):
+        raise SizeLimitError("the exact fixed parts would need about 31.8 GiB", 2**35, 2**31)
+
+    monkeypatch.setattr(Network, "table", refused)
+    arch = tmp_path / "net.json"
+    arch.write_text('{"layers": [{"conv": {"size": 3}}, {"conv": {"size": 3}}]}')
+    assert main(["profile", "--arch", str(arch)]) == 0
+    text = capsys.readouterr().out
+    assert "RF size           5" in text
+    assert "per-layer table: not computed (the exact fixed parts would need about 31.8 GiB)" in text
+    assert main(["profile", "--arch", str(arch), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["table"] is None and "31.8 GiB" in doc["table_note"] and doc["rf_size"] == 5
